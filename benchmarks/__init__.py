@@ -1,0 +1,1 @@
+"""The DeepLight benchmark harness: method registry, protocol, metrics, results and leaderboard."""

@@ -1,0 +1,90 @@
+"""The ``deeplightmd`` command line.
+
+Each sub-command lives in the module that owns its responsibility and is imported only when it is
+run (so ``deeplightmd --help`` stays fast and a broken optional dependency breaks one command only).
+"""
+
+from __future__ import annotations
+
+import importlib
+import click
+
+from deeplightmd._version import __version__
+from deeplightmd.errors import DeepLightError
+
+#: sub-command name -> "module:attribute" of its click command
+COMMANDS: dict[str, str] = {
+    "synth": "deeplightmd.synth.cli:synth",
+    "build": "deeplightmd.build.cli:build",
+    "info": "deeplightmd.build.cli:info",
+    "validate": "deeplightmd.build.cli:validate",
+    "preview": "deeplightmd.build.cli:preview",
+    "bench": "benchmarks.cli:bench",
+    "methods": "benchmarks.cli:methods",
+    "leaderboard": "benchmarks.leaderboard.cli:leaderboard",
+    "predict": "deeplightmd.predict.cli:predict",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def __init__(self, *args, lazy_commands: dict[str, str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names.update(n for n, target in self.lazy_commands.items() if _importable(target))
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands and _importable(self.lazy_commands[cmd_name]):
+            module_name, attr = self.lazy_commands[cmd_name].split(":")
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DeepLightError as exc:
+            raise UserError(str(exc)) from exc
+
+
+class UserError(click.ClickException):
+    """A :class:`DeepLightError` shown as ``Error: <message>`` with exit code 2."""
+
+    exit_code = 2
+
+
+def _importable(target: str) -> bool:
+    """True when the module named in ``target`` exists (it is not imported here)."""
+    module_name = target.split(":")[0]
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="deeplightmd")
+def cli() -> None:
+    """DeepLightMD: build, inspect and benchmark multi-modal nighttime-light super-resolution data.
+
+    \b
+    Typical session:
+      deeplightmd synth world/ --preset tiny          # synthetic multi-sensor rasters
+      deeplightmd build --preset tiny --out d.zarr    # reproject, cut clips, split, store in Zarr
+      deeplightmd bench --method bicubic --store d.zarr
+      deeplightmd leaderboard show
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors print one line on stderr and exit with code 2."""
+    cli.main(args=argv, prog_name="deeplightmd")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Errors the toolkit raises for bad input.
+
+Every user-facing failure is a :class:`DeepLightError` whose message is one line saying what was
+expected and what was found. The CLI turns it into ``Error: <message>`` and exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class DeepLightError(Exception):
+    """Base class for errors caused by the user's input (files, options, stores, JSON)."""
+
+
+class InputFileError(DeepLightError):
+    """A source file is missing, unreadable or not what the manifest says."""
+
+
+class ConfigError(DeepLightError):
+    """A preset, manifest, config file or option value is invalid."""
+
+
+class StoreError(DeepLightError):
+    """A store is missing, incomplete, corrupted or of another format version."""
+
+
+class SchemaError(DeepLightError):
+    """A JSON document (results, leaderboard row) fails its schema."""
