@@ -1,0 +1,117 @@
+"""Aggregation of per-clip metrics: mean with a seeded bootstrap CI, and a paired Wilcoxon test."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from benchmarks.metrics._arrays import MetricInputError
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    """Mean of ``n`` finite values with a percentile-bootstrap confidence interval."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+def _finite_1d(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise MetricInputError(f"{name} has no finite value to aggregate")
+    return v
+
+
+def bootstrap_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95,
+                 n_resamples: int = 2000, seed: int = 0) -> MeanCI:
+    """Mean ± percentile-bootstrap CI over the finite values (NaN/inf are left out).
+
+    Resamples the values with replacement ``n_resamples`` times with
+    ``numpy.random.default_rng(seed)`` and takes the ``(1 ± confidence)/2`` quantiles of the
+    resampled means, so the same values and seed always give the same interval. One value gives a
+    zero-width interval.
+    """
+    if not 0 < confidence < 1:
+        raise MetricInputError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise MetricInputError(f"n_resamples must be >= 1, got {n_resamples}")
+    v = _finite_1d(values, "values")
+    mean = float(v.mean())
+    if v.size == 1:
+        return MeanCI(mean, mean, mean, 1, confidence)
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_resamples, v.size))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return MeanCI(mean, float(low), float(high), int(v.size), confidence)
+
+
+def aggregate(per_clip: Sequence[Mapping[str, float]], confidence: float = 0.95,
+              n_resamples: int = 2000, seed: int = 0) -> dict[str, MeanCI]:
+    """:func:`bootstrap_ci` of every metric name found in a list of per-clip metric dicts."""
+    names = sorted({k for row in per_clip for k in row})
+    return {k: bootstrap_ci([row[k] for row in per_clip if k in row], confidence,
+                            n_resamples, seed) for k in names}
+
+
+@dataclass(frozen=True)
+class WilcoxonResult:
+    """Paired Wilcoxon signed-rank test of method ``a`` against ``b`` on the same clips.
+
+    ``median_difference`` is the median of ``a − b``; ``better`` is ``"a"`` or ``"b"`` when
+    ``p_value < alpha`` (the side the median difference favours given the metric's direction),
+    else ``"none"``.
+    """
+
+    statistic: float
+    p_value: float
+    n: int
+    median_difference: float
+    better: str
+    alpha: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+def paired_wilcoxon(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
+                    higher_is_better: bool = True, alpha: float = 0.05) -> WilcoxonResult:
+    """Two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) on paired per-clip values.
+
+    Zero differences are dropped (Wilcoxon's convention); when every difference is zero the
+    methods are indistinguishable: ``statistic = 0``, ``p_value = 1``, ``better = "none"``.
+
+    Raises:
+        MetricInputError: when the arrays differ in length, are empty or hold NaN/inf.
+    """
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise MetricInputError(f"paired values must have the same length, "
+                               f"got {x.size} and {y.size}")
+    if x.size == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise MetricInputError("paired values must be non-empty and finite")
+    d = x - y
+    med = float(np.median(d))
+    if not np.any(d):
+        return WilcoxonResult(0.0, 1.0, int(d.size), 0.0, "none", alpha)
+    res = stats.wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
+    p = float(res.pvalue)
+    direction = med if med != 0 else float(d.mean())
+    a_ahead = direction > 0 if higher_is_better else direction < 0
+    better = ("a" if a_ahead else "b") if p < alpha else "none"
+    return WilcoxonResult(float(res.statistic), p, int(d.size), med, better, alpha)
