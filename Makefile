@@ -8,7 +8,7 @@ CLI := $(VENV)/bin/deeplightmd
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.deeplight-installed
 DEMO_DIR ?= demo
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: help install demo test lint bench-speed clean
 

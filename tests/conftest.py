@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Two cores are shared by pytest-xdist workers: one intra-op thread each avoids oversubscription.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 #: real public rasters that sit beside the repository (absent on some machines)
 REAL_DATA = Path(os.environ.get("DEEPLIGHT_REAL_DATA",

@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks (`make bench-speed`); run each module with `python -m`."""

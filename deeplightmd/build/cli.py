@@ -1,0 +1,81 @@
+"""Click commands ``build``, ``info``, ``validate`` and ``preview`` (see deeplightmd/cli.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from deeplightmd.errors import ConfigError, StoreError
+
+
+@click.command()
+@click.option("--preset", help="packaged manifest preset (tiny, demo, paper, ...)")
+@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False),
+              help="manifest YAML file")
+@click.option("--out", required=True, help="output store: a path or fsspec URL (memory://, s3://)")
+@click.option("--world", type=click.Path(file_okay=False, path_type=Path),
+              help="directory the source paths are relative to (the synthetic world for presets)")
+@click.option("--workers", default=1, show_default=True, type=int, help="local parallel workers")
+@click.option("--scheduler", help="sync | threads | processes | tcp://host:port (dask.distributed)")
+@click.option("--resume", is_flag=True, help="continue an interrupted build (per-clip done flags)")
+@click.option("--overwrite", is_flag=True, help="replace an existing store")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def build(preset: str | None, manifest_path: str | None, out: str, world: Path | None,
+          workers: int, scheduler: str | None, resume: bool, overwrite: bool, quiet: bool) -> None:
+    """Build a DeepLightMD Zarr store from a manifest (reproject, cut clips, split, write)."""
+    from deeplightmd.build import build_store, load_manifest
+
+    if (preset is None) == (manifest_path is None):
+        raise ConfigError("give exactly one of --preset NAME or --manifest FILE")
+    manifest = load_manifest(preset or manifest_path, world_dir=world)
+    start = time.perf_counter()
+    attrs = build_store(manifest, out, workers=workers, scheduler=scheduler, resume=resume,
+                        overwrite=overwrite, progress=not quiet)
+    counts = ", ".join(f"{k} {v}" for k, v in attrs["splits"].items())
+    click.echo(f"built {out}: {counts}; regions {', '.join(attrs['regions']) or '-'}; "
+               f"{time.perf_counter() - start:.1f} s; fingerprint {attrs['fingerprint'][:16]}")
+
+
+@click.command()
+@click.argument("store")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def info(store: str, as_json: bool) -> None:
+    """Show counts, grid, sizes, sources and fingerprint of a store."""
+    from deeplightmd.build.inspect import format_info, store_info
+
+    summary = store_info(store)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_info(summary))
+
+
+@click.command()
+@click.argument("store")
+@click.option("--workers", default=1, show_default=True, type=int)
+def validate(store: str, workers: int) -> None:
+    """Check schema, counts, splits, values, done flags and the fingerprint of a store."""
+    from deeplightmd.build.inspect import validate_store
+
+    problems = validate_store(store, workers=workers)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        for p in problems[:20]:
+            click.echo(f"  {p}", err=True)
+        raise StoreError(f"store {store!r} is invalid: {problems[0]}{more}")
+    click.echo(f"{store}: valid")
+
+
+@click.command()
+@click.argument("store")
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["train", "val", "test"]))
+@click.option("--index", default=0, show_default=True, type=int)
+@click.option("--region", help="preview a held-out region mosaic instead of a clip")
+@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="PNG to write")
+def preview(store: str, split: str, index: int, region: str | None, out: str) -> None:
+    """Write a PNG with every modality of one clip (or region mosaic) side by side."""
+    from deeplightmd.build.preview import preview as make_preview
+
+    click.echo(f"wrote {make_preview(store, out, split=split, index=index, region=region)}")

@@ -1,0 +1,47 @@
+"""Clip quality checks, made cheaply on each clip's LR grid before splitting.
+
+A clip passes when every file-backed modality has at least ``min_valid_fraction`` valid pixels
+(nearest-neighbour sample on the LR grid: not NaN, not nodata, inside ``valid_range``) and, when
+``min_lit_fraction > 0``, at least that fraction of LR pixels of area-averaged HR NTL is above
+``lit_threshold``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deeplightmd.build.grid import TargetGrid
+from deeplightmd.build.manifest import QASpec
+from deeplightmd.build.sources import ModalityReader
+
+
+def run_quality(grid: TargetGrid, row: int, col0: int, n: int,
+                readers: dict[str, ModalityReader], qa: QASpec) -> list[dict[str, float]]:
+    """Measured fractions for the ``n`` adjacent clips ``(row, col0 …)``, one LR warp each."""
+    l = grid.lr_clip
+    transform, shape = grid.lr_transform(row, col0), (l, l * n)
+    out: list[dict[str, float]] = [{} for _ in range(n)]
+    for name, rd in readers.items():
+        if rd.constant is not None:
+            continue
+        valid = np.isfinite(rd.raw(grid.crs_wkt, transform, shape, resampling="nearest")).all(0)
+        for k in range(n):
+            out[k][name] = float(valid[:, k * l:(k + 1) * l].mean())
+    if qa.min_lit_fraction > 0 and "hr_ntl" in readers:
+        ntl = readers["hr_ntl"].raw(grid.crs_wkt, transform, shape, resampling="average")[0]
+        lit = np.nan_to_num(ntl) > qa.lit_threshold
+        for k in range(n):
+            out[k]["lit"] = float(lit[:, k * l:(k + 1) * l].mean())
+    return out
+
+
+def passes(fractions: dict[str, float], qa: QASpec) -> bool:
+    """The QA verdict for one clip's measured fractions."""
+    valid = all(v >= qa.min_valid_fraction for k, v in fractions.items() if k != "lit")
+    return valid and fractions.get("lit", 1.0) >= qa.min_lit_fraction
+
+
+def passing_clips(grid: TargetGrid, row: int, col0: int, n: int,
+                  readers: dict[str, ModalityReader], qa: QASpec) -> list[bool]:
+    """QA verdict for each clip of a run (one task's worth; run in parallel by the pipeline)."""
+    return [passes(f, qa) for f in run_quality(grid, row, col0, n, readers, qa)]

@@ -1,0 +1,120 @@
+"""The Zarr writer: create the split arrays, write one clip (all variables) and its done flag.
+
+Each clip is one chunk of every split variable, so clip writes from different workers never touch
+the same object and need no locks; ``done[i]`` (also one chunk per clip) is written last, after
+every variable of clip ``i``. The root attribute ``complete`` is set only by :func:`finish`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import fsspec
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+
+from deeplightmd.build.grid import TargetGrid
+from deeplightmd.errors import StoreError
+from deeplightmd.store_format import CLIP_METADATA, DMO_BANDS, MODALITIES, ROOT_ATTR, SPLITS
+
+#: zstd level used for every array (also by the speed benchmark's floor)
+ZSTD_LEVEL = 3
+#: rows per chunk of the per-clip metadata arrays written once by the driver
+META_CHUNK = 65536
+
+
+def compressors() -> list[ZstdCodec]:
+    """The codec chain of every array in the store."""
+    return [ZstdCodec(level=ZSTD_LEVEL)]
+
+
+def store_exists(url: str) -> bool:
+    """True when ``url`` (path or fsspec URL) already holds something."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.exists(path) and (not fs.isdir(path) or bool(fs.ls(path)))
+
+
+def remove_store(url: str) -> None:
+    """Delete ``url`` recursively (``--overwrite``)."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def create_store(url: str, grid: TargetGrid, clips: dict[str, list[tuple[int, int]]],
+                 attrs: dict[str, Any]) -> zarr.Group:
+    """Create the root group, split arrays and per-clip metadata; ``complete`` is False."""
+    root = zarr.open_group(url, mode="w", zarr_format=3)
+    root.attrs[ROOT_ATTR] = {**attrs, "complete": False}
+    L, l = grid.hr_clip, grid.lr_clip
+    for split in SPLITS:
+        group = root.create_group(split)
+        n = len(clips[split])
+        for name, spec in MODALITIES.items():
+            side = l if spec.grid == "lr" else L
+            shape = (n, spec.bands, side, side) if spec.bands > 1 else (n, side, side)
+            arr = group.create_array(name, shape=shape, chunks=(1, *shape[1:]), dtype=spec.dtype,
+                                     compressors=compressors(), fill_value=0,
+                                     dimension_names=spec.clip_dims())
+            arr.attrs.update({"units": spec.units, "long_name": spec.long_name})
+            if name == "dmo":
+                arr.attrs["band_names"] = list(DMO_BANDS)
+        rows = np.array([r for r, _ in clips[split]], dtype="int32")
+        cols = np.array([c for _, c in clips[split]], dtype="int32")
+        meta = {
+            "clip_id": (rows.astype("int64") * grid.n_cols + cols, ("clip",), "1",
+                        "clip id: row * n_cols + col on the clip grid"),
+            "row": (rows, ("clip",), "1", "clip-grid row (0 at the top)"),
+            "col": (cols, ("clip",), "1", "clip-grid column (0 at the left)"),
+            "bounds": (np.array([grid.clip_bounds(r, c) for r, c in clips[split]],
+                                dtype="float64").reshape(n, 4), ("clip", "bound"), "m",
+                       "clip bounds (left, bottom, right, top) in the target CRS"),
+        }
+        for name, (values, dims, units, long_name) in meta.items():
+            chunks = (min(max(n, 1), META_CHUNK), *values.shape[1:])
+            arr = group.create_array(name, shape=values.shape, chunks=chunks,
+                                     dtype=CLIP_METADATA[name], compressors=compressors(),
+                                     fill_value=0, dimension_names=dims)
+            arr.attrs.update({"units": units, "long_name": long_name})
+            if n:
+                arr[...] = values
+        done = group.create_array("done", shape=(n,), chunks=(1,), dtype=CLIP_METADATA["done"],
+                                  compressors=compressors(), fill_value=0,
+                                  dimension_names=("clip",))
+        done.attrs.update({"units": "1",
+                           "long_name": "1 once every variable of the clip is written"})
+    return root
+
+
+def open_for_resume(url: str) -> zarr.Group:
+    """The existing, incomplete store at ``url`` opened for writing."""
+    try:
+        root = zarr.open_group(url, mode="r+", use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+        raise StoreError(f"--resume: no store at {url!r} to resume") from exc
+    return root
+
+
+def done_flags(url: str, split: str) -> np.ndarray:
+    """The ``done`` array of a split as booleans."""
+    return zarr.open_array(url, path=f"{split}/done", mode="r")[...].astype(bool)
+
+
+def write_clip(url: str, split: str, index: int, arrays: dict[str, np.ndarray]) -> None:
+    """Write every variable of clip ``index`` of ``split``, then set its done flag."""
+    for name, values in arrays.items():
+        arr = zarr.open_array(url, path=f"{split}/{name}", mode="r+")
+        spec = MODALITIES[name]
+        arr[index] = values if spec.bands > 1 else values[0]
+    zarr.open_array(url, path=f"{split}/done", mode="r+")[index] = 1
+
+
+def finish(url: str, attrs: dict[str, Any]) -> None:
+    """Write the final root attrs with ``complete: True``, then consolidate metadata."""
+    root = zarr.open_group(url, mode="r+", use_consolidated=False)
+    root.attrs[ROOT_ATTR] = {**attrs, "complete": True}
+    with warnings.catch_warnings():  # "consolidated metadata is not in the v3 spec (yet)"
+        warnings.simplefilter("ignore", category=UserWarning)
+        zarr.consolidate_metadata(url)
