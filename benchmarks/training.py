@@ -24,14 +24,22 @@ if TYPE_CHECKING:
 
 
 def batch_to_device(batch: dict[str, Any], device: torch.device) -> Batch:
-    """Move the tensor entries of a collated sample dict to ``device`` (others are dropped)."""
+    """Move the float32 image tensors of a collated sample dict to ``device``.
+
+    Metadata (``clip_id``, float64 ``bounds``, ``crs``) stays behind.
+    """
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()
-            if isinstance(v, torch.Tensor) and v.is_floating_point()}
+            if isinstance(v, torch.Tensor) and v.dtype == torch.float32}
 
 
-def _forever(loader: DataLoader) -> Iterator[dict[str, Any]]:
+def _forever(loader: DataLoader, dataset: Dataset) -> Iterator[dict[str, Any]]:
+    """Endless batches; each pass is a new epoch, so datasets with ``set_epoch`` draw new crops."""
+    epoch = 0
     while True:
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
         yield from loader
+        epoch += 1
 
 
 @torch.no_grad()
@@ -53,8 +61,7 @@ def train_method(method: TorchMethod, train: Dataset, val: Dataset | None,
     generator = seed_everything(protocol.seed)
     device = method.context.device
     loader = DataLoader(train, batch_size=protocol.batch_size, shuffle=True, drop_last=True,
-                        num_workers=protocol.num_workers, generator=generator,
-                        persistent_workers=protocol.num_workers > 0)
+                        num_workers=protocol.num_workers, generator=generator)
     if len(loader) == 0:
         loader = DataLoader(train, batch_size=len(train), shuffle=True, generator=generator)
     if val is not None and protocol.val_clips is not None and len(val) > protocol.val_clips:
@@ -68,7 +75,7 @@ def train_method(method: TorchMethod, train: Dataset, val: Dataset | None,
     start = time.perf_counter()
     bar = tqdm(total=protocol.steps, desc=f"train {method.name}", disable=not progress,
                leave=False, dynamic_ncols=True)
-    for step, raw in zip(range(1, protocol.steps + 1), _forever(loader), strict=False):
+    for step, raw in zip(range(1, protocol.steps + 1), _forever(loader, train), strict=False):
         method.network.train()
         batch = batch_to_device(raw, device)
         loss = method.loss(method.forward(batch), batch)

@@ -1,0 +1,15 @@
+"""Reading DeepLightMD stores: xarray (:func:`open_store`) and PyTorch datasets.
+
+- :func:`open_store` — a split (or the whole store) as lazy xarray objects with CRS.
+- :class:`DeepLightDataset` — aligned, normalised, optionally cropped/augmented training samples.
+- :class:`RegionDataset` + :class:`Stitcher` — tiled inference over a held-out region mosaic.
+- :class:`RandomFlipRotate`, :func:`flip_rotate` — paired augmentations of a whole sample dict.
+"""
+
+from deeplightmd.access.dataset import DeepLightDataset
+from deeplightmd.access.open import open_store
+from deeplightmd.access.region import RegionDataset, Stitcher, tile_windows
+from deeplightmd.access.transforms import RandomFlipRotate, flip_rotate
+
+__all__ = ["DeepLightDataset", "RandomFlipRotate", "RegionDataset", "Stitcher", "flip_rotate",
+           "open_store", "tile_windows"]
