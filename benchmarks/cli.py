@@ -1,0 +1,132 @@
+"""``deeplightmd bench`` and ``deeplightmd methods``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from benchmarks.protocol import BUDGETS
+from deeplightmd.errors import ConfigError
+
+#: local metrics shown in the table printed at the end of a run (when reported)
+SUMMARY_METRICS = ("psnr", "ssim", "psnr_log", "ssim_log", "rmse", "mae", "piqe", "lrc_rmse")
+#: regional metrics shown per region (when reported)
+REGION_METRICS = ("psnr", "total_light_rel_error", "lit_iou", "admin_r2", "seam_ratio")
+
+
+def parse_hparams(items: tuple[str, ...]) -> dict[str, Any]:
+    """``("width=32", "lr=1e-3")`` → ``{"width": 32, "lr": 0.001}`` (values parsed as YAML)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--hparam expects NAME=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def summary_table(results: Mapping[str, Any]) -> str:
+    """A short text table of a results document (local means ± CI and per-region metrics)."""
+    local = results["metrics"]["local"]
+    lines = [f"{results['method']['name']} on {results['dataset']['name']} "
+             f"({results['dataset']['fingerprint'][:12]}), {results['dataset']['n_clips']} test "
+             f"clips, budget {results['protocol']['budget']}, seed {results['protocol']['seed']}"]
+    lines.append(f"  {'metric':<22}{'mean':>12}{'95% CI':>26}")
+    for name in [m for m in SUMMARY_METRICS if m in local] or sorted(local):
+        est = local[name]
+        if est["mean"] is None:
+            continue
+        ci = f"[{est['ci_low']:.4f}, {est['ci_high']:.4f}]"
+        lines.append(f"  {name:<22}{est['mean']:>12.4f}{ci:>26}")
+    for region, metrics in results["metrics"]["regional"].items():
+        shown = [f"{k}={metrics[k]:.4f}" for k in REGION_METRICS if metrics.get(k) is not None]
+        lines.append(f"  region {region}: " + ", ".join(shown))
+    rt = results["runtime"]
+    mpx = rt.get("megapixels_per_second")
+    lines.append(f"  params {results['method']['params']:,}; inference "
+                 f"{rt['inference_seconds']:.2f} s"
+                 + (f" ({mpx:.2f} Mpx/s)" if mpx else "")
+                 + f"; total {rt['total_seconds']:.1f} s on {results['hardware']['device']}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--method", "method_name", required=True, help="Registered method (see `methods`).")
+@click.option("--store", default="demo/demo.zarr", show_default=True,
+              help="Path or URL of a DeepLightMD store.")
+@click.option("--budget", type=click.Choice(BUDGETS), default="small", show_default=True,
+              help="Training budget (docs/protocol.md).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Results JSON [default: results/<method>_<budget>_seed<seed>.json].")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Evaluate these weights (.safetensors from an earlier run) without training.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N.")
+@click.option("--leaderboard", "board_file", type=click.Path(dir_okay=False),
+              default="leaderboard.json", show_default=True,
+              help="Leaderboard file the result row is added to.")
+@click.option("--no-leaderboard", is_flag=True, help="Do not add the row to the leaderboard.")
+@click.option("--hparam", "hparam_items", multiple=True, metavar="NAME=VALUE",
+              help="Override a hyper-parameter (repeatable).")
+@click.option("--tile", type=int, default=64, show_default=True,
+              help="LR tile side for regional inference.")
+@click.option("--overlap", type=int, default=8, show_default=True,
+              help="LR overlap between regional tiles (blended).")
+@click.option("--geotiff-dir", type=click.Path(file_okay=False), default=None,
+              help="Also write each region's SR mosaic as a GeoTIFF here.")
+@click.option("--max-test-clips", type=int, default=None,
+              help="Evaluate only the first N test clips (quick checks).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def bench(method_name: str, store: str, budget: str, seed: int, out: str | None,
+          checkpoint: str | None, device: str, board_file: str, no_leaderboard: bool,
+          hparam_items: tuple[str, ...], tile: int, overlap: int, geotiff_dir: str | None,
+          max_test_clips: int | None, quiet: bool) -> None:
+    """Train (or load) a method on a store, evaluate it on the test split and held-out regions.
+
+    \b
+    Examples:
+      deeplightmd bench --method bicubic --store demo/demo.zarr
+      deeplightmd bench --method edsr --budget small --seed 1 --device cuda
+      deeplightmd bench --method edsr --checkpoint results/edsr_small_seed0.safetensors
+    """
+    from benchmarks.leaderboard.board import add_to_file, row_from_results
+    from benchmarks.runner import RegionalSettings, run_benchmark
+
+    out = out or f"results/{method_name}_{budget}_seed{seed}.json"
+    results = run_benchmark(
+        method_name, store, budget=budget, seed=seed, out=out, checkpoint=checkpoint,
+        device=device, progress=not quiet, hparams=parse_hparams(hparam_items),
+        regional=RegionalSettings(tile=tile, overlap=overlap,
+                                  geotiff_dir=Path(geotiff_dir) if geotiff_dir else None),
+        max_test_clips=max_test_clips)
+    click.echo(summary_table(results))
+    click.echo(f"results: {out}")
+    if results.get("checkpoint") and results["checkpoint"]["trained_in_this_run"]:
+        click.echo(f"checkpoint: {results['checkpoint']['path']}")
+    if not no_leaderboard:
+        report = add_to_file(board_file, [row_from_results(results)])
+        click.echo(f"leaderboard {board_file}: {report.added} added, {report.replaced} replaced")
+
+
+@click.command()
+@click.option("--family", default=None, help="Only methods of this family.")
+def methods(family: str | None) -> None:
+    """List the registered methods: name, family, inputs and a one-line description."""
+    from benchmarks.registry import METHODS
+
+    rows = [(name, cls.family or "-", ",".join(cls.inputs), cls.description or "")
+            for name, cls in METHODS.items() if family is None or cls.family == family]
+    if not rows:
+        click.echo("no method registered" + (f" in family {family!r}" if family else ""))
+        return
+    widths = [max(len(h), *(len(r[i]) for r in rows))
+              for i, h in enumerate(("name", "family", "inputs"))]
+    header = ("name", "family", "inputs")
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "  description")
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])

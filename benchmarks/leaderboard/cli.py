@@ -1,0 +1,97 @@
+"""``deeplightmd leaderboard add|validate|show|render|compare``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from benchmarks.leaderboard.board import (DEFAULT_FILE, add_to_file, load_board, read_rows,
+                                          validate_board)
+from benchmarks.leaderboard.compare import compare_results
+from benchmarks.leaderboard.render import format_html, format_markdown, format_text, group_rows
+from benchmarks.results import read_json, read_results, validate_results
+
+
+@click.group()
+@click.option("--file", "board_file", type=click.Path(dir_okay=False), default=DEFAULT_FILE,
+              envvar="DEEPLIGHT_LEADERBOARD", show_default=True,
+              help="Leaderboard JSON file (env DEEPLIGHT_LEADERBOARD).")
+@click.pass_context
+def leaderboard(ctx: click.Context, board_file: str) -> None:
+    """Keep and show the leaderboard: reproduced results and paper-reported claims.
+
+    \b
+    Examples:
+      deeplightmd leaderboard add results.json
+      deeplightmd leaderboard add benchmarks/reported/deeplight_paper.yaml
+      deeplightmd leaderboard show
+      deeplightmd leaderboard render --out site/
+      deeplightmd leaderboard compare a.json b.json
+    """
+    ctx.obj = {"file": board_file}
+
+
+@leaderboard.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.pass_obj
+def add(obj: dict, sources: tuple[str, ...]) -> None:
+    """Add rows from results JSON or reported-row JSON/YAML files (same key → replaced)."""
+    rows = [row for src in sources for row in read_rows(src)]
+    report = add_to_file(obj["file"], rows)
+    click.echo(f"{obj['file']}: {report.added} row(s) added, {report.replaced} replaced")
+
+
+@leaderboard.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.pass_obj
+def validate(obj: dict, files: tuple[str, ...]) -> None:
+    """Validate leaderboard, results or row files (default: the leaderboard file)."""
+    for path in files or (obj["file"],):
+        doc = read_json(path) if not path.endswith((".yaml", ".yml")) else None
+        if isinstance(doc, dict) and "schema_version" in doc and "rows" in doc:
+            validate_board(doc, what=path)
+            kind = f"leaderboard with {len(doc['rows'])} row(s)"
+        elif isinstance(doc, dict) and "per_clip" in doc:
+            validate_results(doc, what=path)
+            kind = "results"
+        else:
+            kind = f"{len(read_rows(path))} row(s)"
+        click.echo(f"{path}: valid {kind}")
+
+
+@leaderboard.command()
+@click.option("--metric", default="psnr", show_default=True, help="Local metric to rank by.")
+@click.pass_obj
+def show(obj: dict, metric: str) -> None:
+    """Print ranked tables, one per dataset fingerprint (reported rows separately)."""
+    board = load_board(obj["file"])
+    click.echo(format_text(group_rows(board["rows"]), metric))
+
+
+@leaderboard.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="leaderboard",
+              show_default=True, help="Folder for leaderboard.md and leaderboard.html.")
+@click.option("--metric", default="psnr", show_default=True, help="Local metric to rank by.")
+@click.option("--x", "x_axis", type=click.Choice(["runtime", "params"]), default="runtime",
+              show_default=True, help="Plot's x axis: throughput (Mpx/s) or parameter count.")
+@click.pass_obj
+def render(obj: dict, out_dir: str, metric: str, x_axis: str) -> None:
+    """Write Markdown and a self-contained HTML page (with an embedded plot)."""
+    groups = group_rows(load_board(obj["file"])["rows"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "leaderboard.md").write_text(format_markdown(groups, metric), encoding="utf-8")
+    (out / "leaderboard.html").write_text(format_html(groups, metric, x_axis), encoding="utf-8")
+    click.echo(f"wrote {out / 'leaderboard.md'} and {out / 'leaderboard.html'}")
+
+
+@leaderboard.command()
+@click.argument("results_a", type=click.Path(dir_okay=False))
+@click.argument("results_b", type=click.Path(dir_okay=False))
+@click.option("--metric", default="psnr", show_default=True, help="Per-clip metric to test.")
+@click.option("--alpha", default=0.05, show_default=True, type=float, help="Significance level.")
+def compare(results_a: str, results_b: str, metric: str, alpha: float) -> None:
+    """Paired Wilcoxon test of per-clip values of two results JSONs on the same dataset."""
+    comparison = compare_results(read_results(results_a), read_results(results_b), metric, alpha)
+    click.echo(comparison.summary())

@@ -1,0 +1,236 @@
+"""Ranked tables of a leaderboard (text, Markdown, self-contained HTML with an embedded plot).
+
+Rows are grouped by dataset fingerprint and never ranked across groups; paper-reported rows form
+their own groups (one per dataset name), shown after the reproduced ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.metrics.config import METRICS
+
+#: extra columns shown when some row of a group has them
+DISPLAY_METRICS = ("psnr", "ssim", "psnr_log", "rmse", "piqe")
+X_AXES = {"runtime": ("megapixels_per_second", "inference throughput (output Mpx/s)"),
+          "params": ("params", "learned parameters")}
+
+
+def metric_direction(metric: str) -> str:
+    """``higher``, ``lower`` (is better), ``zero`` or ``one`` (ideal value) from the metric
+    catalogue :data:`benchmarks.metrics.config.METRICS`; unknown metrics rank higher-first."""
+    info = METRICS.get(metric)
+    return info.direction if info is not None else "higher"
+
+
+def badness(metric: str, value: float) -> float:
+    """A number that is smaller for better values of ``metric`` (the ranking key)."""
+    direction = metric_direction(metric)
+    if direction == "lower":
+        return value
+    if direction == "zero":
+        return abs(value)
+    if direction == "one":
+        return abs(value - 1.0)
+    return -value
+
+
+def _direction_text(metric: str) -> str:
+    return {"higher": "higher is better", "lower": "lower is better",
+            "zero": "closer to 0 is better", "one": "closer to 1 is better"}[
+        metric_direction(metric)]
+
+
+@dataclass
+class Group:
+    """Rows that may be ranked together (same dataset fingerprint and source kind)."""
+
+    title: str
+    reported: bool
+    fingerprint: str | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def group_rows(rows: Iterable[Mapping[str, Any]]) -> list[Group]:
+    """Rows grouped by (source kind, dataset fingerprint or name); reproduced groups first."""
+    groups: dict[tuple[bool, str], Group] = {}
+    for row in rows:
+        reported = row["source"] == "reported"
+        fp = row["dataset"].get("fingerprint")
+        key = (reported, fp or f"name:{row['dataset']['name']}")
+        if key not in groups:
+            where = f"fingerprint {fp[:12]}" if fp else "no store fingerprint"
+            kind = "paper-reported, not comparable with reproduced rows" if reported \
+                else "reproduced"
+            groups[key] = Group(f"{row['dataset']['name']} ({where}; {kind})", reported, fp)
+        groups[key].rows.append(dict(row))
+    return [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1]))]
+
+
+def metric_mean(row: Mapping[str, Any], metric: str) -> float | None:
+    """The row's mean of ``metric``, or None."""
+    value = (row.get("metrics") or {}).get(metric, {}).get("mean")
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def rank_rows(rows: Sequence[Mapping[str, Any]], metric: str = "psnr") -> list[dict[str, Any]]:
+    """Rows sorted best first on ``metric`` (rows without it last, by method name)."""
+    def key(row: Mapping[str, Any]) -> tuple[bool, float, str]:
+        value = metric_mean(row, metric)
+        return (value is None, badness(metric, value) if value is not None else 0.0, row["method"])
+
+    return [dict(r) for r in sorted(rows, key=key)]
+
+
+def _fmt_estimate(est: Mapping[str, Any] | None, digits: int = 3) -> str:
+    if not est or est.get("mean") is None:
+        return "–"
+    text = f"{est['mean']:.{digits}f}"
+    if est.get("ci_low") is not None and est.get("ci_high") is not None:
+        half = (est["ci_high"] - est["ci_low"]) / 2.0
+        text += f" ± {half:.{digits}f}"
+    return text
+
+
+def _fmt_claims(row: Mapping[str, Any]) -> str:
+    parts = []
+    for c in row.get("claims") or []:
+        sign = "+" if c.get("higher_is_better", True) else "−"
+        parts.append(f"{c['metric'].upper()} {sign}{c['min']:g}…{c['max']:g} {c['unit']} "
+                     f"vs {c['versus']}")
+    return "; ".join(parts)
+
+
+def table_rows(group: Group, metric: str = "psnr", citation: bool = True
+               ) -> tuple[list[str], list[list[str]]]:
+    """Header and cell strings of a group's ranked table (``citation``: a column for reported
+    rows' citations)."""
+    ranked = rank_rows(group.rows, metric)
+    shown = [metric] + [m for m in DISPLAY_METRICS if m != metric
+                        and any(metric_mean(r, m) is not None for r in ranked)]
+    header = ["#", "method", "budget", "seed", *shown, "params", "Mpx/s", "date"]
+    if group.reported:
+        header = ["#", "method", "version", *shown, "claims", *(["citation"] if citation else [])]
+    cells = []
+    for i, row in enumerate(ranked, 1):
+        metrics = row.get("metrics") or {}
+        values = [_fmt_estimate(metrics.get(m)) for m in shown]
+        if group.reported:
+            cells.append([str(i), row["method"], row["version"], *values, _fmt_claims(row),
+                          *([row.get("citation", "")] if citation else [])])
+            continue
+        protocol = row.get("protocol") or {}
+        mpx = (row.get("runtime") or {}).get("megapixels_per_second")
+        cells.append([str(i), row["method"], str(protocol.get("budget")),
+                      str(protocol.get("seed")), *values,
+                      "–" if row.get("params") is None else f"{row['params']:,}",
+                      "–" if mpx is None else f"{mpx:.2f}", (row.get("date") or "")[:10]])
+    return header, cells
+
+
+def format_text(groups: Sequence[Group], metric: str = "psnr") -> str:
+    """Plain-text ranked tables, one per group."""
+    blocks = []
+    for group in groups:
+        header, cells = table_rows(group, metric, citation=False)
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+        lines = [f"== {group.title} — ranked by {metric} ({_direction_text(metric)}) =="]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else "(empty leaderboard)"
+
+
+def format_markdown(groups: Sequence[Group], metric: str = "psnr") -> str:
+    """Markdown page: one ranked table per group (mean ± half-width of the 95 % CI)."""
+    out = ["# DeepLight leaderboard", "",
+           f"Ranked by `{metric}` within each dataset fingerprint; values are test-split means "
+           "± half the 95 % bootstrap CI. Rows on different fingerprints are never ranked "
+           "together; paper-reported rows are listed separately.", ""]
+    for group in groups:
+        header, cells = table_rows(group, metric)
+        out += [f"## {group.title}", "", "| " + " | ".join(header) + " |",
+                "|" + "|".join("---" for _ in header) + "|"]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        out.append("")
+    return "\n".join(out)
+
+
+def plot_png(groups: Sequence[Group], metric: str = "psnr", x: str = "runtime") -> bytes | None:
+    """PNG bytes of ``metric`` against throughput or parameters for the reproduced groups."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    key, label = X_AXES[x]
+    fig = Figure(figsize=(6.4, 4.2), dpi=100)
+    ax = fig.add_subplot()
+    plotted = False
+    for group in groups:
+        if group.reported:
+            continue
+        pts = []
+        for row in group.rows:
+            xv = row.get("params") if key == "params" else (row.get("runtime") or {}).get(key)
+            yv = metric_mean(row, metric)
+            if xv is not None and yv is not None and xv > 0:
+                pts.append((float(xv), yv, row["method"]))
+        if not pts:
+            continue
+        plotted = True
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts],
+                   label=(group.fingerprint or "")[:12])
+        for px, py, name in pts:
+            ax.annotate(name, (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if not plotted:
+        return None
+    ax.set_xscale("log")
+    ax.set_xlabel(label)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs {x}")
+    ax.legend(title="dataset fingerprint", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def format_html(groups: Sequence[Group], metric: str = "psnr", x: str = "runtime") -> str:
+    """A self-contained HTML page (inline CSS, base64-embedded PNG plot, no external links)."""
+    png = plot_png(groups, metric, x)
+    parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+             "<title>DeepLight leaderboard</title>",
+             "<style>body{font-family:sans-serif;margin:2em;max-width:70em}"
+             "table{border-collapse:collapse;margin-bottom:2em}"
+             "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
+             "th{background:#f0f0f0}caption{font-weight:bold;text-align:left;padding:.4em 0}"
+             "</style></head><body>", "<h1>DeepLight leaderboard</h1>",
+             f"<p>Ranked by <code>{html.escape(metric)}</code> within each dataset fingerprint "
+             "(mean ± half the 95 % bootstrap CI). Rows on different fingerprints are never "
+             "ranked together; paper-reported rows are listed separately.</p>"]
+    if png is not None:
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f"<figure><img alt=\"{html.escape(metric)} vs {html.escape(x)}\" "
+                     f"src=\"data:image/png;base64,{data}\"><figcaption>{html.escape(metric)} "
+                     f"against {html.escape(X_AXES[x][1])}</figcaption></figure>")
+    for group in groups:
+        header, cells = table_rows(group, metric)
+        parts.append(f"<table><caption>{html.escape(group.title)}</caption><tr>"
+                     + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                  for row in cells]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+__all__ = ["Group", "badness", "format_html", "format_markdown", "format_text", "group_rows",
+           "metric_direction", "metric_mean", "plot_png", "rank_rows", "table_rows"]

@@ -1,0 +1,1 @@
+"""Paper-reported leaderboard rows (YAML package data)."""

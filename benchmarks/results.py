@@ -1,0 +1,232 @@
+"""Results JSON of one benchmark run: assembly, JSON Schema validation, reading and writing.
+
+The document layout is defined by ``benchmarks/schemas/results.schema.json`` (``schema_version``
+:data:`SCHEMA_VERSION`); docs/protocol.md explains every field. Documents from other people are
+always validated before use (:func:`read_results`), and a failure names the offending field.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import torch
+
+from benchmarks.metrics.stats import bootstrap_ci
+from deeplightmd._version import __version__
+from deeplightmd.errors import SchemaError
+
+#: version of the results and leaderboard JSON layouts (the schemas' ``schema_version`` const)
+SCHEMA_VERSION = 1
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+SCHEMAS = {"results": "results.schema.json", "leaderboard": "leaderboard.schema.json"}
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema ``name`` (``results`` or ``leaderboard``) shipped with the package."""
+    with open(SCHEMA_DIR / SCHEMAS[name], encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _error_field(error: jsonschema.ValidationError) -> str:
+    """Dotted path of the field an error is about (the missing key for ``required`` errors)."""
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.instance, Mapping):
+        missing = [k for k in error.validator_value if k not in error.instance]
+        if missing:
+            parts.append(str(missing[0]))
+    return ".".join(parts) or "<document>"
+
+
+def validate_document(doc: Any, schema_name: str, what: str = "document",
+                      subschema: str | None = None) -> None:
+    """Validate ``doc`` against a schema (or one of its ``$defs``); raise :class:`SchemaError`.
+
+    Args:
+        doc: the parsed JSON document.
+        schema_name: ``results`` or ``leaderboard``.
+        what: how to call the document in the message (e.g. its file name).
+        subschema: name of a ``$defs`` entry to validate against instead of the root (e.g. ``row``).
+    """
+    schema = load_schema(schema_name)
+    if subschema is not None:
+        schema = {"$schema": schema["$schema"], "$defs": schema["$defs"],
+                  "$ref": f"#/$defs/{subschema}"}
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    if error is not None:
+        raise SchemaError(f"{what} fails the {schema_name} schema v{SCHEMA_VERSION} at field "
+                          f"{_error_field(error)!r}: {error.message}")
+
+
+def validate_results(doc: Any, what: str = "results") -> None:
+    """Raise :class:`SchemaError` naming the failing field when ``doc`` is not valid results."""
+    validate_document(doc, "results", what)
+
+
+def read_json(path: str | Path, what: str | None = None) -> Any:
+    """Parse a JSON file; a missing or malformed file is a :class:`SchemaError` (one line)."""
+    what = what or str(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError as exc:
+        raise SchemaError(f"{what}: file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate a results JSON file."""
+    doc = read_json(path)
+    validate_results(doc, what=str(path))
+    return doc
+
+
+def write_json(doc: Any, path: str | Path) -> Path:
+    """Write ``doc`` as indented JSON (parent folders created); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=2, allow_nan=False)
+        fh.write("\n")
+    return path
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A JSON-safe number: ``float(value)``, or ``None`` for NaN/inf/None."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def summarize(values: Sequence[float | None], seed: int = 0, confidence: float = 0.95,
+              n_resamples: int = 2000) -> dict[str, Any]:
+    """Mean and percentile-bootstrap CI (:func:`benchmarks.metrics.stats.bootstrap_ci`) of
+    per-clip values; missing and non-finite values are left out (``n`` counts the rest)."""
+    arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    if not np.isfinite(arr).any():
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+    ci = bootstrap_ci(arr, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    return {"mean": finite_or_none(ci.mean), "ci_low": finite_or_none(ci.ci_low),
+            "ci_high": finite_or_none(ci.ci_high), "n": int(ci.n)}
+
+
+def cpu_model() -> str:
+    """The CPU model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def hardware_info(device: torch.device) -> dict[str, Any]:
+    """CPU/GPU model, device used and torch version."""
+    gpu = None
+    if device.type == "cuda" and torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(device)
+    return {"device": str(device), "cpu": cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def git_commit(path: str | Path | None = None) -> str | None:
+    """The commit of the repository holding this package (``+dirty`` when modified), or None."""
+    cwd = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}+dirty" if dirty else commit or None
+
+
+def utc_now() -> str:
+    """Current time, ISO 8601 in UTC (seconds)."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def assemble_results(*, method: Mapping[str, Any], dataset: Mapping[str, Any],
+                     protocol: Mapping[str, Any], per_clip: Mapping[str, Sequence[Any]],
+                     regional: Mapping[str, Mapping[str, Any]], runtime: Mapping[str, Any],
+                     device: torch.device, training: Mapping[str, Any] | None = None,
+                     checkpoint: Mapping[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+    """The results document of one run (validated before it is returned).
+
+    Args:
+        method: ``name, version, family, description, params, hparams, inputs, citation``.
+        dataset: ``name, fingerprint, store, n_clips, regions`` (``split`` is set to ``test``).
+        protocol: the :class:`~benchmarks.protocol.TrainProtocol` as a dict.
+        per_clip: ``clip_id`` plus one list of values per local metric, aligned with it.
+        regional: region name → flat ``{metric: number | None}``.
+        runtime: ``train_seconds, inference_seconds, megapixels_per_second, regional_seconds,
+            total_seconds``.
+        device: the torch device the method ran on (for the hardware record).
+        training: the report of ``Method.fit`` (JSON-able values only are kept).
+        checkpoint: ``path, sha256, trained_in_this_run, store_fingerprint`` or None.
+        seed: seed of the bootstrap resampling.
+    """
+    local = {name: summarize(values, seed=seed) for name, values in per_clip.items()
+             if name != "clip_id"}
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "method": dict(method),
+        "source": "reproduced",
+        "citation": str(method.get("citation", "")),
+        "dataset": {**dataset, "split": "test"},
+        "protocol": dict(protocol),
+        "metrics": {"local": local,
+                    "regional": {r: {k: finite_or_none(v) for k, v in m.items()}
+                                 for r, m in regional.items()}},
+        "per_clip": {"clip_id": [int(c) for c in per_clip["clip_id"]],
+                     **{k: [finite_or_none(v) for v in vals] for k, vals in per_clip.items()
+                        if k != "clip_id"}},
+        "hardware": hardware_info(device),
+        "runtime": {k: finite_or_none(v) if k != "inference_seconds" else float(v)
+                    for k, v in runtime.items()},
+        "training": _jsonable(training) if training else None,
+        "checkpoint": dict(checkpoint) if checkpoint else None,
+        "git_commit": git_commit(),
+        "date": utc_now(),
+        "toolkit_version": __version__,
+    }
+    validate_results(doc)
+    return doc
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` with non-JSON values dropped and non-finite floats turned into None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items() if _is_plain(v)}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj if _is_plain(v)]
+    if isinstance(obj, float):
+        return finite_or_none(obj)
+    return obj
+
+
+def _is_plain(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, list, tuple, Mapping))
+
+
+__all__ = ["SCHEMA_VERSION", "assemble_results", "hardware_info",
+           "git_commit", "load_schema", "read_json", "read_results", "summarize",
+           "validate_document", "validate_results", "write_json"]

@@ -1,0 +1,1 @@
+"""JSON Schemas of the results and leaderboard documents (package data)."""
