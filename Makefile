@@ -10,7 +10,7 @@ STAMP := $(VENV)/.deeplight-installed
 DEMO_DIR ?= demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: help install demo test lint bench-speed clean
+.PHONY: help install store demo bench-all test lint bench-speed clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,8 +23,38 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the package with test extras
 
-demo: $(STAMP)  ## synthesise the demo world, build the store, benchmark, print the leaderboard
-	$(CLI) synth $(DEMO_DIR)/world --preset demo --overwrite
+DEMO_WORLD := $(DEMO_DIR)/world
+DEMO_STORE := $(DEMO_DIR)/demo.zarr
+LEADERBOARD := $(DEMO_DIR)/leaderboard.json
+# methods benchmarked by `make demo` (one per family, plus the paper's method); `make bench-all` runs every one
+DEMO_METHODS ?= bicubic downscale-gbrt edsr fusion-edsr deeplightsr
+BENCH = $(CLI) bench --store $(DEMO_STORE) --leaderboard $(LEADERBOARD)
+
+$(DEMO_WORLD)/world.json: | $(STAMP)
+	$(CLI) synth $(DEMO_WORLD) --preset demo --overwrite
+
+$(DEMO_DIR)/.store-built: $(DEMO_WORLD)/world.json
+	$(CLI) build --preset demo --world $(DEMO_WORLD) --out $(DEMO_STORE) --workers 2 --overwrite
+	$(CLI) validate $(DEMO_STORE)
+	touch $@
+
+store: $(DEMO_DIR)/.store-built  ## synthesise the demo world and build the demo store
+
+demo: $(STAMP) $(DEMO_DIR)/.store-built  ## synthesise the demo world, build the store, benchmark, print the leaderboard
+	@mkdir -p $(DEMO_DIR)/results
+	$(CLI) leaderboard --file $(LEADERBOARD) add benchmarks/reported/deeplight_paper.yaml
+	for m in $(DEMO_METHODS); do \
+	  $(BENCH) --method $$m --out $(DEMO_DIR)/results/$$m.json || exit 1; \
+	done
+	$(CLI) leaderboard --file $(LEADERBOARD) show
+
+bench-all: $(STAMP) $(DEMO_DIR)/.store-built  ## benchmark every registered method on the demo store
+	@mkdir -p $(DEMO_DIR)/results
+	for m in $$($(CLI) methods --names); do \
+	  $(BENCH) --method $$m --out $(DEMO_DIR)/results/$$m.json || exit 1; \
+	done
+	$(CLI) leaderboard --file $(LEADERBOARD) show
+	$(CLI) leaderboard --file $(LEADERBOARD) render --out $(DEMO_DIR)/site
 
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -73,7 +73,7 @@ def summary_table(results: Mapping[str, Any]) -> str:
 @click.option("--no-leaderboard", is_flag=True, help="Do not add the row to the leaderboard.")
 @click.option("--hparam", "hparam_items", multiple=True, metavar="NAME=VALUE",
               help="Override a hyper-parameter (repeatable).")
-@click.option("--tile", type=int, default=64, show_default=True,
+@click.option("--tile", type=int, default=32, show_default=True,
               help="LR tile side for regional inference.")
 @click.option("--overlap", type=int, default=8, show_default=True,
               help="LR overlap between regional tiles (blended).")
@@ -115,12 +115,16 @@ def bench(method_name: str, store: str, budget: str, seed: int, out: str | None,
 
 @click.command()
 @click.option("--family", default=None, help="Only methods of this family.")
-def methods(family: str | None) -> None:
+@click.option("--names", "names_only", is_flag=True, help="Only the names, one per line (scripts).")
+def methods(family: str | None, names_only: bool) -> None:
     """List the registered methods: name, family, inputs and a one-line description."""
     from benchmarks.registry import METHODS
 
     rows = [(name, cls.family or "-", ",".join(cls.inputs), cls.description or "")
             for name, cls in METHODS.items() if family is None or cls.family == family]
+    if names_only:
+        click.echo("\n".join(r[0] for r in rows))
+        return
     if not rows:
         click.echo("no method registered" + (f" in family {family!r}" if family else ""))
         return

@@ -59,7 +59,7 @@ class RegionalSettings:
             ``<method>_<region>.tif`` (float32 radiance, the region's CRS and HR transform).
     """
 
-    tile: int = 64
+    tile: int = 32
     overlap: int = 8
     regions: tuple[str, ...] | None = None
     geotiff_dir: Path | None = None
