@@ -29,6 +29,9 @@ from deeplightmd.synth.grids import LONLAT
 TEST_REGIONS = ("Anhui", "Beijing", "Taiwan")
 OTHER_PROVINCES = ("Henan", "Hubei")  # north, south
 ADMIN_AREA_KM2 = 150.0
+#: held-out regions are cut into at least this many units (townships), so that the correlation of
+#: per-unit light sums — the aggregate SDG studies compute — rests on more than a couple of points
+MIN_TEST_UNITS = 8
 
 
 def _irregular_disc(x: float, y: float, radius: float, rng: np.random.Generator) -> Polygon:
@@ -90,11 +93,15 @@ def split_provinces(bounds: tuple[float, float, float, float], tests: dict[str, 
     return {OTHER_PROVINCES[0]: north_part, OTHER_PROVINCES[1]: south_part}
 
 
-def admin_units(province: Any, lat: float, rng: np.random.Generator) -> list[Any]:
-    """Voronoi cells of random seeds inside ``province`` (lon/lat), clipped to it."""
+def admin_units(province: Any, lat: float, rng: np.random.Generator,
+                min_units: int = 2) -> list[Any]:
+    """Voronoi cells of random seeds inside ``province`` (lon/lat), clipped to it.
+
+    One cell per ``ADMIN_AREA_KM2`` of area, and at least ``min_units`` cells.
+    """
     km_per_deg_x = 111.32 * np.cos(np.radians(lat))
     area_km2 = province.area * km_per_deg_x * 111.32
-    n = max(int(round(area_km2 / ADMIN_AREA_KM2)), 2)
+    n = max(int(round(area_km2 / ADMIN_AREA_KM2)), min_units)
     minx, miny, maxx, maxy = province.bounds
     seeds: list[tuple[float, float]] = []
     prepared = prep(province)
@@ -121,13 +128,16 @@ def write_regions(out_dir: Path, bounds: tuple[float, float, float, float],
     region_features, admin_features = [], []
     admin_id = 1
     for name, geom in provinces.items():
+        is_test = name in TEST_REGIONS
         region_features.append({"type": "Feature",
-                                "properties": {"name": name, "test": name in TEST_REGIONS},
+                                "properties": {"name": name, "test": is_test},
                                 "geometry": mapping(geom)})
-        for k, unit in enumerate(admin_units(geom, lat, rng)):
+        units = admin_units(geom, lat, rng, MIN_TEST_UNITS if is_test else 2)
+        kind = "township" if is_test else "county"
+        for k, unit in enumerate(units):
             admin_features.append({"type": "Feature",
                                    "properties": {"admin_id": admin_id,
-                                                  "name": f"{name} county {k + 1}",
+                                                  "name": f"{name} {kind} {k + 1}",
                                                   "province": name},
                                    "geometry": mapping(unit)})
             admin_id += 1
