@@ -59,6 +59,10 @@ bench-all: $(STAMP) $(DEMO_DIR)/.store-built  ## benchmark every registered meth
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+BENCH_SPEED_ARGS ?= --quick
+bench-speed: $(STAMP)  ## speed/memory suite: build, loader, inference, regional, RSS (JSON + Markdown table in out/speed)
+	$(PY) -m benchmarks.speed.run_all $(BENCH_SPEED_ARGS) --out-dir out/speed
+
 lint:  ## ruff, when installed
 	$(VENV)/bin/ruff check deeplightmd benchmarks baselines deeplightsr tests
 

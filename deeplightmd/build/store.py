@@ -2,7 +2,13 @@
 
 Each clip is one chunk of every split variable, so clip writes from different workers never touch
 the same object and need no locks; ``done[i]`` (also one chunk per clip) is written last, after
-every variable of clip ``i``. The root attribute ``complete`` is set only by :func:`finish`.
+every variable of clip ``i``, so a reader that sees ``done[i] == 1`` sees the whole clip. The root
+attribute ``complete`` is set only by :func:`finish`.
+
+Integrity: every chunk of every array (split variables, clip metadata, region mosaics) ends with
+the CRC32C of its compressed bytes (the Zarr v3 ``crc32c`` codec after ``zstd``), computed at
+write time. Every reader verifies it when decoding, and ``deeplightmd validate`` checks it on the
+raw objects without decompressing (:func:`deeplightmd.build.inspect.check_chunk_checksums`).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 import fsspec
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from deeplightmd.build.grid import TargetGrid
 from deeplightmd.errors import StoreError
@@ -25,9 +31,9 @@ ZSTD_LEVEL = 3
 META_CHUNK = 65536
 
 
-def compressors() -> list[ZstdCodec]:
-    """The codec chain of every array in the store."""
-    return [ZstdCodec(level=ZSTD_LEVEL)]
+def compressors() -> list[ZstdCodec | Crc32cCodec]:
+    """The bytes-to-bytes codec chain of every array in the store: zstd, then a CRC32C trailer."""
+    return [ZstdCodec(level=ZSTD_LEVEL), Crc32cCodec()]
 
 
 def store_exists(url: str) -> bool:

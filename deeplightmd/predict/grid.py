@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
@@ -25,7 +24,7 @@ from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from deeplightmd.build.read import RasterRead
+from deeplightmd.build.read import RasterRead, open_rasters
 from deeplightmd.build.sources import ModalityReader
 from deeplightmd.errors import ConfigError, InputFileError
 from deeplightmd.store_format import MODALITIES
@@ -100,7 +99,7 @@ def make_sr_grid(lr_path: str | Path, ratio: int, region: BaseGeometry | None = 
         ConfigError: ``region`` does not overlap the raster.
     """
     lr_path = check_file(lr_path, "LR")
-    with rasterio.open(lr_path) as src:
+    with open_rasters([lr_path]) as (src,):
         if src.crs is None:
             raise InputFileError(f"LR raster {lr_path!r} has no CRS; georeference it first "
                                  "(e.g. gdal_edit.py -a_srs EPSG:4326)")
@@ -137,7 +136,7 @@ def aux_reader(name: str, path: str | Path) -> ModalityReader:
     resampling, threshold, fill = AUX_READING[name]
     bands = tuple(range(1, MODALITIES[name].bands + 1))
     scaling = {"scale": "file", "offset": "file"} if name == "dmo" else {}
-    with rasterio.open(path) as src:
+    with open_rasters([path]) as (src,):
         if src.count < len(bands):
             raise InputFileError(f"{name.upper()} raster {str(path)!r} has {src.count} band(s), "
                                  f"{len(bands)} expected")
@@ -151,7 +150,7 @@ def check_aux_coverage(name: str, path: str | Path, grid: SRGrid) -> None:
     The raster's bounds are transformed into the LR CRS (densified edges) and must contain the
     grid bounds up to half an LR pixel.
     """
-    with rasterio.open(path) as src:
+    with open_rasters([path]) as (src,):
         if src.crs is None:
             raise InputFileError(f"{name.upper()} raster {str(path)!r} has no CRS")
         bounds = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)

@@ -136,9 +136,8 @@ def predict_geotiff(req: PredictRequest) -> PredictResult:
         flags = ", ".join(f"--{m}" for m in missing)
         raise ConfigError(f"method {method.name!r} reads {list(method.inputs)}; the inputs lack "
                           f"{missing} (pass {flags})")
-    with rasterio.open(lr_path) as src:
-        lr_crs = src.crs
     grid = make_sr_grid(lr_path, method.context.ratio)
+    lr_crs = grid.crs
     region_geom, region_layer = None, None
     if req.region is not None:
         layer = read_polygons(req.region, lr_crs, "region")
