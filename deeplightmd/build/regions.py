@@ -50,6 +50,9 @@ def _read_layer(m: Manifest, rel: str, what: str) -> gpd.GeoDataFrame:
     except Exception as exc:
         raise InputFileError(f"cannot read {what} file {str(path)!r}: "
                              f"{str(exc).splitlines()[0]}") from exc
+    polygons = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty] if len(gdf) else gdf
+    if polygons.empty:
+        raise InputFileError(f"{what} file {str(path)!r} has no polygon (empty layer)")
     if gdf.crs is None:
         gdf = gdf.set_crs("EPSG:4326")
     return gdf

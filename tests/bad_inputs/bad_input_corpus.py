@@ -153,7 +153,7 @@ def write_corpus(root: Path, world: Path, store: str) -> list[BadInput]:
         build("wrong band count", r"has 1 band\(s\)", "--manifest", manifests["bands"]),
         build("missing source file", r"nope\.tif' does not exist", "--manifest",
               manifests["missing"]),
-        build("empty polygon file", r"regions file", "--manifest", manifests["regions"]),
+        build("empty polygon file", r"regions file .* has no polygon", "--manifest", manifests["regions"]),
         build("malformed manifest YAML", r"is not valid YAML", "--manifest", str(malformed)),
         build("unknown manifest key", r"unknown key\(s\) \['trian'\]", "--manifest",
               manifests["unknown_key"]),
