@@ -6,16 +6,25 @@
   codec (zstd): the speed limit of the write path.
 * **naive** — per clip, ``rasterio.warp.reproject`` of every modality from sources read fully into
   memory first (the obvious script); timed on a sample of clips and reported per megapixel.
+* **memory** — peak RSS of a 1-worker build of the same world and clip size with a fraction of
+  the clips (``--rss-fraction``), next to the full one: it must not grow with the number of clips.
+  (The RSS includes GDAL's block cache, bounded by ``GDAL_CACHEMAX``: 5 % of RAM by default.)
+
+Every timing is wall-clock and CPU time (user + system of the process and its children): on a
+machine shared with other jobs the CPU time is the steadier measure, so ratios are given for both.
+The machine (CPU model, cores, load average before and after) is part of the report.
 
 Usage::
 
-    python -m benchmarks.speed.build_speed --preset demo --out-json speed.json [--world DIR]
+    python -m benchmarks.speed.build_speed --preset demo --out-json speed.json [--world DIR] \
+        [--rss-fraction 0.25] [--schedulers threads,processes]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -42,28 +51,55 @@ from deeplightmd.store_format import MODALITIES, SPLITS, read_store_attrs
 CHILD = """
 import json, resource, sys, time
 from deeplightmd.build import build_store, load_manifest
-m = load_manifest(sys.argv[1], world_dir=sys.argv[2])
-t = time.perf_counter()
-build_store(m, sys.argv[3], workers=int(sys.argv[4]), overwrite=True, progress=False)
-print(json.dumps({"seconds": time.perf_counter() - t,
+m = load_manifest(sys.argv[1], world_dir=sys.argv[2], **json.loads(sys.argv[6]))
+scheduler = sys.argv[5] if sys.argv[5] != "default" else None
+t, c = time.perf_counter(), time.process_time()
+build_store(m, sys.argv[3], workers=int(sys.argv[4]), scheduler=scheduler, overwrite=True,
+            progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t, "cpu_s": time.process_time() - c,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
-def timed_build(preset: str, world: Path, out: str, workers: int) -> dict[str, Any]:
-    """Build in a subprocess; wall time, peak RSS, HR Mpx/s and MB/s written."""
-    proc = subprocess.run([sys.executable, "-c", CHILD, preset, str(world), out, str(workers)],
+def machine() -> dict[str, Any]:
+    """CPU model, logical cores (all and usable by this process), memory and load average."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu_model": model, "logical_cores": os.cpu_count(), "usable_cores": usable,
+            "platform": platform.platform(), "python": sys.version.split()[0],
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def timed_build(preset: str, world: Path, out: str, workers: int, scheduler: str | None = None,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build in a subprocess; wall and CPU time (the child's processes included), peak RSS,
+    HR Mpx/s and MB/s written."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run([sys.executable, "-c", CHILD, preset, str(world), out, str(workers),
+                           scheduler or "default", json.dumps(overrides or {})],
                           capture_output=True, text=True, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     attrs = read_store_attrs(out)
     n = sum(attrs["splits"].values())
     hr_mpx = n * attrs["grid"]["hr_clip"] ** 2 / 1e6
     size_mb = store_size(out) / 1e6
     stages = attrs["build"]["timings_s"]
-    return {"workers": workers, "seconds": res["seconds"], "peak_rss_mb": res["peak_rss_mb"],
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"preset": preset, "workers": workers, "scheduler": attrs["build"]["scheduler"],
+            "seconds": res["seconds"], "cpu_s": cpu, "peak_rss_mb": res["peak_rss_mb"],
             "clips": n, "hr_mpx": hr_mpx, "store_mb": size_mb, "stages_s": stages,
             "hr_mpx_per_s": hr_mpx / res["seconds"], "mb_per_s": size_mb / res["seconds"],
-            "clip_stage_hr_mpx_per_s": hr_mpx / stages["clips"]}
+            "mb_per_cpu_s": size_mb / cpu,
+            "clip_stage_hr_mpx_per_s": hr_mpx / stages["clips"],
+            "fingerprint": attrs["fingerprint"]}
 
 
 def floor_write(store: str, tmp: Path) -> dict[str, Any]:
@@ -72,15 +108,16 @@ def floor_write(store: str, tmp: Path) -> dict[str, Any]:
               for s in SPLITS for name in MODALITIES}
     out = str(tmp / "floor.zarr")
     root = zarr.open_group(out, mode="w")
-    t = time.perf_counter()
+    t, cpu0 = time.perf_counter(), time.process_time()
     for (split, name), values in arrays.items():
         arr = root.create_array(f"{split}/{name}", shape=values.shape,
                                 chunks=(1, *values.shape[1:]), dtype=values.dtype,
                                 compressors=compressors(), fill_value=0)
         arr[...] = values
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu0
     size_mb = store_size(out) / 1e6
-    return {"seconds": seconds, "store_mb": size_mb, "mb_per_s": size_mb / seconds}
+    return {"seconds": seconds, "cpu_s": cpu, "store_mb": size_mb, "mb_per_s": size_mb / seconds,
+            "mb_per_cpu_s": size_mb / cpu}
 
 
 def naive_reproject(manifest_preset: str, world: Path, store: str, sample: int) -> dict[str, Any]:
@@ -100,7 +137,7 @@ def naive_reproject(manifest_preset: str, world: Path, store: str, sample: int) 
     read_seconds = time.perf_counter() - t0
     g = zarr.open_group(store, mode="r", path="train")
     rows, cols = g["row"][:sample], g["col"][:sample]
-    t = time.perf_counter()
+    t, cpu0 = time.perf_counter(), time.process_time()
     for r, c in zip(rows, cols):
         for name, rd in readers.items():
             hr = MODALITIES[name].grid == "hr"
@@ -111,10 +148,11 @@ def naive_reproject(manifest_preset: str, world: Path, store: str, sample: int) 
                 reproject(data, dst, src_transform=src_t, src_crs=crs, src_nodata=nodata,
                           dst_transform=dst_t, dst_crs=grid.crs_wkt, dst_nodata=np.nan,
                           resampling=Resampling[rd.resampling])
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu0
     hr_mpx = len(rows) * grid.hr_clip ** 2 / 1e6
-    return {"clips": int(len(rows)), "seconds": seconds, "full_read_seconds": read_seconds,
-            "hr_mpx_per_s": hr_mpx / seconds}
+    return {"clips": int(len(rows)), "seconds": seconds, "cpu_s": cpu,
+            "full_read_seconds": read_seconds, "hr_mpx_per_s": hr_mpx / seconds,
+            "hr_mpx_per_cpu_s": hr_mpx / cpu}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -124,29 +162,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--world", type=Path, help="synthetic world dir (default: cache)")
     parser.add_argument("--out-json", type=Path)
     parser.add_argument("--naive-sample", type=int, default=24)
+    parser.add_argument("--schedulers", default="threads",
+                        help="comma-separated schedulers of the 2-worker builds")
+    parser.add_argument("--rss-fraction", type=float, default=0.25,
+                        help="also build this fraction of the clips (1 worker) to compare peak "
+                             "RSS; 0 to skip")
     args = parser.parse_args(argv)
     manifest = load_manifest(args.preset, world_dir=args.world)
     ensure_world(manifest)
     world = manifest.base_dir
+    host = machine()
     with tempfile.TemporaryDirectory(prefix="deeplight-speed-") as tmp_dir:
         tmp = Path(tmp_dir)
-        builds = [timed_build(args.preset, world, str(tmp / f"w{w}.zarr"), w) for w in (1, 2)]
+        builds = [timed_build(args.preset, world, str(tmp / "w1.zarr"), 1)]
+        builds += [timed_build(args.preset, world, str(tmp / f"w2-{s}.zarr"), 2, s)
+                   for s in args.schedulers.split(",")]
         floor = floor_write(str(tmp / "w1.zarr"), tmp)
         naive = naive_reproject(args.preset, world, str(tmp / "w1.zarr"), args.naive_sample)
+        keys = ("clips", "peak_rss_mb", "seconds")
+        memory = [{k: builds[0][k] for k in keys}]
+        if args.rss_fraction > 0:
+            few = {f"splits__{s}": max(1, round(getattr(manifest.splits, s) * args.rss_fraction))
+                   for s in SPLITS}
+            rss = timed_build(args.preset, world, str(tmp / "rss.zarr"), 1, overrides=few)
+            memory.insert(0, {k: rss[k] for k in keys})
+    w1 = builds[0]
+    ratios: dict[str, float] = {
+        "build_w1_over_floor_mb_s": w1["mb_per_s"] / floor["mb_per_s"],
+        "build_w1_over_floor_mb_per_cpu_s": w1["mb_per_cpu_s"] / floor["mb_per_cpu_s"],
+        "build_w1_over_naive_mpx_s": w1["hr_mpx_per_s"] / naive["hr_mpx_per_s"],
+        "clip_stage_w1_over_naive_mpx_s": w1["clip_stage_hr_mpx_per_s"] / naive["hr_mpx_per_s"],
+    }
+    for b in builds[1:]:
+        tag = f"w2_{b['scheduler']}"
+        ratios[f"build_{tag}_over_floor_mb_s"] = b["mb_per_s"] / floor["mb_per_s"]
+        ratios[f"build_{tag}_over_naive_mpx_s"] = b["hr_mpx_per_s"] / naive["hr_mpx_per_s"]
+        ratios[f"{tag}_speedup"] = w1["seconds"] / b["seconds"]
+        ratios[f"{tag}_same_fingerprint"] = float(b["fingerprint"] == w1["fingerprint"])
+    host["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     report = {
-        "preset": args.preset, "machine": platform.platform(), "python": sys.version.split()[0],
-        "builds": builds, "floor": floor, "naive": naive,
-        "ratios": {
-            "build_w1_over_floor_mb_s": builds[0]["mb_per_s"] / floor["mb_per_s"],
-            "build_w2_over_floor_mb_s": builds[1]["mb_per_s"] / floor["mb_per_s"],
-            "build_w1_over_naive_mpx_s": builds[0]["hr_mpx_per_s"] / naive["hr_mpx_per_s"],
-            "build_w2_over_naive_mpx_s": builds[1]["hr_mpx_per_s"] / naive["hr_mpx_per_s"],
-            "clip_stage_w1_over_naive_mpx_s": builds[0]["clip_stage_hr_mpx_per_s"]
-            / naive["hr_mpx_per_s"],
-            "clip_stage_w2_over_naive_mpx_s": builds[1]["clip_stage_hr_mpx_per_s"]
-            / naive["hr_mpx_per_s"],
-            "w2_speedup": builds[0]["seconds"] / builds[1]["seconds"],
-        },
+        "preset": args.preset, "machine": host, "builds": builds, "floor": floor,
+        "naive": naive, "memory": memory, "ratios": ratios,
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     text = json.dumps(report, indent=2)

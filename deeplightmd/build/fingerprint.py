@@ -28,17 +28,19 @@ UNHASHED_KEYS = ("fingerprint", "complete", "build")
 #: physically plausible ranges checked by validate (after fill, no NaN allowed)
 VALUE_RANGES = {"lr_ntl": (0.0, 1e6), "hr_ntl": (0.0, 1e6), "dmo": (-1.0, 2.0),
                 "dem": (-1000.0, 9000.0), "isp": (0, 1)}
-#: clips per read-back task (fixed, so float sums do not depend on the worker count)
+#: clips per read-back task (stats are merged clip by clip, so this does not change them)
 SCAN_BATCH = 16
 META_NAMES = ("bounds", "clip_id", "col", "row")
 
 
 @dataclass
 class ScanResult:
-    """What a read-back pass over a batch of clips found."""
+    """What a read-back pass over a batch of clips found (one digest and, for train, one stats
+    accumulator per clip: merged clip by clip in index order, the float sums do not depend on
+    how clips were batched, on the worker count, or on whether a clip was read or just written)."""
 
     digests: list[bytes] = field(default_factory=list)
-    stats: TrainStats | None = None
+    clip_stats: list[TrainStats] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -48,14 +50,36 @@ def canonical_attrs(attrs: dict[str, Any]) -> bytes:
     return json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
 
 
+def clip_digest(values: dict[str, np.ndarray]) -> bytes:
+    """sha256 over a clip's variables in sorted name order, as stored (store dtype, C order)."""
+    h = hashlib.sha256()
+    for name in sorted(MODALITIES):
+        arr = np.ascontiguousarray(values[name], dtype=MODALITIES[name].dtype)
+        h.update(memoryview(arr).cast("B"))
+    return h.digest()
+
+
+def clip_stats(values: dict[str, np.ndarray], lit_threshold: float) -> TrainStats:
+    """The train-statistics contribution of one clip."""
+    stats = TrainStats(lit_threshold=lit_threshold)
+    stats.add_clip(values["hr_ntl"].reshape(values["hr_ntl"].shape[-2:]), values["dmo"],
+                   values["dem"].reshape(values["dem"].shape[-2:]))
+    return stats
+
+
+def summarize_clip(values: dict[str, np.ndarray], with_stats: bool,
+                   lit_threshold: float) -> tuple[bytes, TrainStats | None]:
+    """Digest and (train) stats of a clip, computed from the arrays as they are written."""
+    return clip_digest(values), clip_stats(values, lit_threshold) if with_stats else None
+
+
 def scan_clips(url: str, split: str, start: int, stop: int, with_stats: bool = False,
                lit_threshold: float = 0.5, check: bool = False) -> ScanResult:
     """Read clips ``start:stop`` of ``split`` back: digests, optional stats and value checks."""
     group = zarr.open_group(url, mode="r", use_consolidated=False, path=split)
     arrays = {name: group[name] for name in sorted(MODALITIES)}
-    out = ScanResult(stats=TrainStats(lit_threshold=lit_threshold) if with_stats else None)
+    out = ScanResult()
     for i in range(start, stop):
-        h = hashlib.sha256()
         data = {}
         for name, arr in arrays.items():
             try:
@@ -65,12 +89,11 @@ def scan_clips(url: str, split: str, start: int, stop: int, with_stats: bool = F
                                     f"({type(exc).__name__})")
                 values = np.zeros(arr.shape[1:], dtype=arr.dtype)
             data[name] = values
-            h.update(np.ascontiguousarray(values).tobytes())
-        out.digests.append(h.digest())
+        out.digests.append(clip_digest(data))
         if check:
             out.problems.extend(_check_values(split, i, data))
-        if out.stats is not None:
-            out.stats.add_clip(data["hr_ntl"], data["dmo"], data["dem"])
+        if with_stats:
+            out.clip_stats.append(clip_stats(data, lit_threshold))
     return out
 
 

@@ -191,7 +191,9 @@ def check_chunk_checksums(url: str, runner: Runner | None = None) -> list[str]:
     jobs = []
     for array_path in _checksummed_arrays(root):
         prefix = f"{base.rstrip('/')}/{array_path}/"
-        keys = sorted(p[len(prefix):] for p in fs.find(prefix + "c"))  # 0-d array: key "c"
+        # 0-d arrays have the single key "c"; "*.partial" are zarr's temporary files of a write
+        # that was killed (a resumed build rewrites that chunk), not chunks of the array
+        keys = sorted(p[len(prefix):] for p in fs.find(prefix + "c") if not p.endswith(".partial"))
         jobs += [(array_path, keys[i:i + CHECKSUM_BATCH])
                  for i in range(0, len(keys), CHECKSUM_BATCH)]
     results = (runner or Runner(progress=False)).map(_checksum_task, jobs, "checksums", url)

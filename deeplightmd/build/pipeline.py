@@ -24,6 +24,7 @@ from deeplightmd.build.grid import TargetGrid, make_grid, parse_crs
 from deeplightmd.build.manifest import Manifest, ensure_world
 from deeplightmd.build.parallel import Runner
 from deeplightmd.build.qa import passing_clips
+from deeplightmd.build.read import RASTER_CACHE
 from deeplightmd.build.regions import (Region, load_regions, region_box, region_datasets,
                                        write_region_lazy)
 from deeplightmd.build.sources import (DerivedLR, ModalityReader, check_sources, make_derived,
@@ -36,6 +37,8 @@ from deeplightmd.store_format import FORMAT_VERSION, MODALITIES, REGIONS_GROUP, 
 
 #: most adjacent clips read by one warp and written by one task
 WRITE_RUN = 8
+#: most HR pixels per run (a task holds ~40 bytes per HR pixel over all modalities)
+RUN_PIXELS = 1 << 22
 #: most adjacent clips checked by one QA task
 QA_RUN = 64
 
@@ -72,6 +75,11 @@ class ClipReader:
                 rng = np.random.default_rng([self.seed, g.clip_id(row, col0 + k)])
                 out[k]["lr_ntl"] = self.derived.radiometry(signal[:, k * l:(k + 1) * l], rng)
         return out
+
+
+def run_length(grid: TargetGrid) -> int:
+    """Clips per write run: :data:`WRITE_RUN`, fewer for big clips (:data:`RUN_PIXELS`)."""
+    return max(1, min(WRITE_RUN, RUN_PIXELS // grid.hr_clip ** 2))
 
 
 def clip_runs(clips: list[tuple[int, int]], max_len: int) -> list[tuple[int, int, int, int]]:
@@ -160,11 +168,15 @@ def plan_build(m: Manifest, runner: Runner) -> BuildPlan:
     return BuildPlan(m, grid, clip_reader, regions, eligible, splits, attrs)
 
 
-def _write_task(run: tuple[str, int, int, int, int], url: str, reader: ClipReader) -> int:
+def _write_task(run: tuple[str, int, int, int, int], url: str, reader: ClipReader,
+                lit_threshold: float) -> list[tuple[bytes, TrainStats | None]]:
+    """Read, write and summarise (digest, train stats) the clips of one run."""
     split, first, row, col0, n = run
+    out = []
     for k, arrays in enumerate(reader.read_run(row, col0, n)):
         zstore.write_clip(url, split, first + k, arrays)
-    return n
+        out.append(fp.summarize_clip(arrays, split == "train", lit_threshold))
+    return out
 
 
 def _scan_task(job: tuple[str, int, int], url: str, lit_threshold: float,
@@ -174,25 +186,49 @@ def _scan_task(job: tuple[str, int, int], url: str, lit_threshold: float,
                          lit_threshold=lit_threshold, check=check)
 
 
+def _missing_ranges(count: int, known: dict[int, Any], size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges (at most ``size`` long) of the indices below ``count`` not in
+    ``known``."""
+    out: list[tuple[int, int]] = []
+    for i in range(count):
+        if i in known:
+            continue
+        if out and out[-1][1] == i and i - out[-1][0] < size:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out
+
+
 def scan_store(url: str, counts: dict[str, int], runner: Runner, lit_threshold: float = 0.5,
-               check: bool = False) -> tuple[dict[str, tuple[bytes, list[bytes]]], TrainStats,
-                                             list[str]]:
-    """Read every clip back: per-split digests, train statistics and (optionally) value problems."""
-    jobs = [(s, i, min(i + fp.SCAN_BATCH, counts[s]))
-            for s in SPLITS for i in range(0, counts[s], fp.SCAN_BATCH)]
+               check: bool = False,
+               known: dict[str, dict[int, tuple[bytes, TrainStats | None]]] | None = None
+               ) -> tuple[dict[str, tuple[bytes, list[bytes]]], TrainStats, list[str]]:
+    """Per-split digests, train statistics and (optionally) value problems of every clip.
+
+    Clips in ``known`` (``split → index → (digest, stats)``, summarised while they were written)
+    are not read back; the others are. Stats are merged clip by clip in index order, so the
+    result is the same however the clips were summarised.
+    """
+    summaries = {s: dict((known or {}).get(s, {})) for s in SPLITS}
+    jobs = [(s, a, b) for s in SPLITS
+            for a, b in _missing_ranges(counts[s], summaries[s], fp.SCAN_BATCH)]
     results = runner.map(_scan_task, jobs, "read back", url, lit_threshold, check)
+    problems: list[str] = []
+    for (split, start, stop), res in zip(jobs, results):
+        problems.extend(res.problems)
+        for k, i in enumerate(range(start, stop)):
+            summaries[split][i] = (res.digests[k],
+                                   res.clip_stats[k] if res.clip_stats else None)
     parts: dict[str, tuple[bytes, list[bytes]]] = {}
     stats = TrainStats(lit_threshold=lit_threshold)
-    problems: list[str] = []
     for split in SPLITS:
-        digests: list[bytes] = []
-        for (s, _, _), res in zip(jobs, results):
-            if s == split:
-                digests.extend(res.digests)
-                problems.extend(res.problems)
-                if res.stats is not None:
-                    stats.merge(res.stats)
-        parts[split] = (fp.metadata_digest(url, split), digests)
+        ordered = [summaries[split][i] for i in range(counts[split])]
+        if split == "train":
+            for _, clip in ordered:
+                assert clip is not None
+                stats.merge(clip)
+        parts[split] = (fp.metadata_digest(url, split), [d for d, _ in ordered])
     return parts, stats, problems
 
 
@@ -278,15 +314,19 @@ def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str |
         todo = []
         for split in SPLITS:
             done = zstore.done_flags(out, split) if resume else np.zeros(len(clips[split]), bool)
-            todo += [(split, *run) for run in clip_runs(clips[split], WRITE_RUN)
+            todo += [(split, *run) for run in clip_runs(clips[split], run_length(plan.grid))
                      if not done[run[0]:run[0] + run[3]].all()]
-        runner.map(_write_task, todo, "clips", out, plan.clip_reader)
+        written = runner.map(_write_task, todo, "clips", out, plan.clip_reader,
+                             manifest.qa.lit_threshold)
+        known: dict[str, dict[int, tuple[bytes, TrainStats | None]]] = {s: {} for s in SPLITS}
+        for (split, first, *_), summaries in zip(todo, written):
+            known[split].update(enumerate(summaries, start=first))
         lap("clips")
         _write_regions(out, plan, runner, resume)
         lap("regions")
         attrs_final = dict(attrs)
         parts, stats, _ = scan_store(out, plan.splits.counts(), runner,
-                                     manifest.qa.lit_threshold)
+                                     manifest.qa.lit_threshold, known=known)
         attrs_final["stats"] = stats.to_dict()
         regions = {r.name: fp.region_digest(out, r.name) for r in plan.regions}
         attrs_final["fingerprint"] = fp.combine(attrs_final, parts, regions)
@@ -299,6 +339,7 @@ def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str |
         return {**attrs_final, "complete": True}
     finally:
         runner.close()
+        RASTER_CACHE.close()
 
 
 def _write_regions(url: str, plan: BuildPlan, runner: Runner, resume: bool) -> None:

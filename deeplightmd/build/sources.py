@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,15 +157,16 @@ def make_derived(m: Manifest, readers: dict[str, ModalityReader]) -> DerivedLR |
     return DerivedLR(hr=readers["hr_ntl"], sensor=model, noise=spec.noise)
 
 
-def sha256_file(path: str, block: int = 1 << 20) -> str | None:
+#: threads hashing source files while the sources are checked (hashlib releases the GIL)
+HASH_THREADS = 2
+
+
+def sha256_file(path: str) -> str | None:
     """sha256 of a local file (None for URLs)."""
     if "://" in path or path.startswith("/vsi"):
         return None
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def check_sources(m: Manifest, readers: dict[str, ModalityReader], crs: CRS
@@ -172,25 +174,39 @@ def check_sources(m: Manifest, readers: dict[str, ModalityReader], crs: CRS
     """Validate every source file; return provenance per modality and footprints in ``crs``."""
     provenance: dict[str, Any] = {}
     footprints: dict[str, list[BaseGeometry]] = {}
-    for name, rd in readers.items():
-        if rd.constant is not None:
-            provenance[name] = {"constant": rd.constant}
-            continue
-        records, parts = [], []
-        for path in rd.paths:
-            rec = describe_source(path, rd.read)
-            parts.append(footprint(rec.pop("bounds"), rec["crs"], crs))
-            rec["checksum"] = sha256_file(path)
-            rel = Path(path)
-            try:
-                rec["path"] = str(rel.relative_to(m.base_dir))
-            except ValueError:
-                pass
-            records.append(rec)
-        provenance[name] = {"files": records, "resampling": rd.resampling,
-                            "bands": list(rd.read.bands)}
-        footprints[name] = parts
+    with ThreadPoolExecutor(HASH_THREADS) as pool:
+        sums = {path: pool.submit(_checked_sha256, path)
+                for rd in readers.values() for path in rd.paths}
+        for name, rd in readers.items():
+            if rd.constant is not None:
+                provenance[name] = {"constant": rd.constant}
+                continue
+            provenance[name], footprints[name] = _describe_modality(m, rd, crs, sums)
     spec = m.derive.get("lr_ntl")
     if spec is not None:
         provenance["lr_ntl"] = {"derived_from": spec.from_, "noise": spec.noise}
     return provenance, footprints
+
+
+def _checked_sha256(path: str) -> str | None:
+    """sha256 of a source file, or None when it cannot be read (describe_source reports why)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def _describe_modality(m: Manifest, rd: ModalityReader, crs: CRS, sums: dict[str, Future]
+                       ) -> tuple[dict[str, Any], list[BaseGeometry]]:
+    """Provenance record and target-CRS footprints of one file-backed modality."""
+    records, parts = [], []
+    for path in rd.paths:
+        rec = describe_source(path, rd.read)
+        parts.append(footprint(rec.pop("bounds"), rec["crs"], crs))
+        rec["checksum"] = sums[path].result()
+        try:
+            rec["path"] = str(Path(path).relative_to(m.base_dir))
+        except ValueError:
+            pass
+        records.append(rec)
+    return {"files": records, "resampling": rd.resampling, "bands": list(rd.read.bands)}, parts

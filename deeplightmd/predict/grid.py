@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.io import DatasetReader
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from shapely.geometry import box
@@ -163,7 +164,7 @@ def check_aux_coverage(name: str, path: str | Path, grid: SRGrid) -> None:
                              f"{tuple(round(v, 6) for v in grid.bounds)} (in the LR CRS)")
 
 
-def read_lr(src: rasterio.io.DatasetReader, grid: SRGrid, row: int, col: int, height: int,
+def read_lr(src: DatasetReader, grid: SRGrid, row: int, col: int, height: int,
             width: int) -> tuple[np.ndarray, np.ndarray]:
     """LR radiance ``(h, w)`` float32 of a grid window (invalid → 0) and its validity mask."""
     x = src.read(1, window=grid.lr_window(row, col, height, width), masked=True)
