@@ -4,10 +4,12 @@ The paper names the module and its purpose — bridge the *spatial heterogeneity
 and the daytime auxiliaries (DMO, DEM) and the radiometric inconsistency of the LR sensor — but not
 its layers. This implementation (assumed) has two learned parts:
 
-- :class:`RadiometricCalibration`: a per-image affine correction of the LR NTL in normalised
-  (log-radiance) space, ``lr' = (1 + g)·lr + b``, with ``(g, b)`` predicted by a small MLP from
-  global statistics of the LR NTL and of the auxiliary features. An affine map in log space is a
-  power law plus gain in radiance, the usual form of cross-sensor NTL calibration.
+- :class:`RadiometricCalibration`: a local affine correction of the LR NTL in normalised
+  (log-radiance) space, ``lr'(p) = (1 + g(p))·lr(p) + b(p)``, with gain and bias maps predicted by
+  a small CNN from the LR NTL and the auxiliary features around ``p``. An affine map in log space is
+  a power law plus gain in radiance, the usual form of cross-sensor NTL calibration; making it
+  local (no image-wide statistics) keeps the model translation-equivariant, so tiled inference
+  equals whole-image inference away from tile borders.
 - :class:`SpatialAlignment`: a dense flow field (``groups`` flows, deformable-style offset groups)
   predicted from the concatenated NTL and auxiliary features, which warps the auxiliary features
   onto the NTL grid with ``grid_sample``. The flow is predicted once at the LR scale and rescaled to
@@ -60,30 +62,35 @@ def resize_flow(flow: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 class RadiometricCalibration(nn.Module):
-    """Per-image affine calibration of the LR NTL predicted from global statistics.
+    """Local affine calibration of the LR NTL: gain and bias *maps* predicted by a small CNN.
 
-    Statistics: mean, standard deviation, minimum and maximum of the LR NTL, plus the spatial mean
-    of each auxiliary feature channel (``aux_channels``; 0 for NTL-only calibration).
+    ``lr'(p) = (1 + g(p))·lr(p) + b(p)`` with ``(g, b) = CNN([lr, aux_feat])`` (two 3×3 convs and a
+    zero-initialised 3×3 output conv, all at the LR scale). The predictor is a convolution, so the
+    calibration is translation-equivariant and depends only on a 3-pixel neighbourhood: a pixel
+    is calibrated identically whether it lies in a 16² training crop, a 32² inference tile or a
+    whole mosaic (away from the borders of each), which global image statistics could not give.
+
+    Args:
+        aux_channels: channels of the auxiliary features at the LR scale (0: NTL-only calibration).
+        hidden: hidden channels of the predictor.
     """
 
     def __init__(self, aux_channels: int, hidden: int = 16) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(4 + aux_channels, hidden), nn.LeakyReLU(0.1),
-                                 nn.Linear(hidden, 2))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
+        self.predictor = nn.Sequential(
+            nn.Conv2d(1 + aux_channels, hidden, 3, padding=1), nn.LeakyReLU(0.1),
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.1),
+            nn.Conv2d(hidden, 2, 3, padding=1),
+        )
+        nn.init.zeros_(self.predictor[-1].weight)
+        nn.init.zeros_(self.predictor[-1].bias)
 
     def forward(self, lr: torch.Tensor, aux_feat: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Calibrate ``lr (B, 1, h, w)``; return ``(calibrated, gain (B,), bias (B,))``."""
-        flat = lr.flatten(1)
-        stats = [flat.mean(1), flat.std(1, unbiased=False), flat.amin(1), flat.amax(1)]
-        features = torch.stack(stats, dim=1)
-        if aux_feat is not None:
-            features = torch.cat((features, aux_feat.mean(dim=(2, 3))), dim=1)
-        gain, bias = self.mlp(features).unbind(dim=1)
-        calibrated = lr * (1 + gain.view(-1, 1, 1, 1)) + bias.view(-1, 1, 1, 1)
-        return calibrated, gain, bias
+        """Calibrate ``lr (B, 1, h, w)``; return ``(calibrated, gain, bias)`` maps, same shape."""
+        features = lr if aux_feat is None else torch.cat((lr, aux_feat), dim=1)
+        gain, bias = self.predictor(features).split(1, dim=1)
+        return lr * (1 + gain) + bias, gain, bias
 
 
 class SpatialAlignment(nn.Module):

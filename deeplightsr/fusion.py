@@ -4,9 +4,11 @@ The paper fuses the (aligned) auxiliary features *into* the main NTL stream — 
 main modality and the daytime data only add to it. The layers are not published; this
 implementation (assumed) is a stack of :class:`AuxToMainFusionBlock`: a residual block on the
 main features, then a gated injection ``main + g ⊙ W_a(aux)`` where the gate
-``g = σ(W_g[main, aux])`` is conditioned on both streams, followed by a channel attention whose
-weights come from the auxiliary features' global context. The auxiliary stream is never updated
-from the main one (one-way, auxiliary-to-main).
+``g = σ(W_g[main, aux])`` is conditioned on both streams, followed by a per-pixel channel
+attention whose weights come from the auxiliary features at that pixel (1×1 convolutions; no
+global pooling, so the block is translation-equivariant and a tile is fused exactly as the same
+pixels of a whole mosaic). The auxiliary stream is never updated from the main one (one-way,
+auxiliary-to-main).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class AuxToMainFusionBlock(nn.Module):
         self.gate = nn.Conv2d(main_channels + aux_channels, main_channels, 1)
         squeezed = max(main_channels // reduction, 4)
         self.channel_attention = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Conv2d(aux_channels, squeezed, 1), nn.LeakyReLU(0.1),
+            nn.Conv2d(aux_channels, squeezed, 1), nn.LeakyReLU(0.1),
             nn.Conv2d(squeezed, main_channels, 1), nn.Sigmoid())
 
     def forward(self, main: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,13 @@
   ``ratio/j`` times coarser pixels would integrate — and normalised again. At the final scale the HR
   target is used unchanged. ``pool_space="normalized"`` averages the normalised values instead
   (cheaper; biased low at lit edges because ``log`` is concave).
-- The L1 terms are measured in normalised space, the space the harness selects checkpoints in.
+- **Space of the L1 terms** (assumed; the paper does not say): a mix of the L1 in normalised space
+  (z-scored ``log1p``, where dim suburbs weigh as much as city cores) and the L1 on radiance divided
+  by a fixed scale ``radiance_scale`` (nW·cm⁻²·sr⁻¹; where bright pixels — and total light —
+  dominate): ``L1_j = (1 − w)·|SR_j − HR_j| + w·|r(SR_j) − r(HR_j)| / radiance_scale`` with
+  ``r`` = :meth:`Normalizer.denormalize` and ``w = radiance_weight``. ``w = 0`` is the pure
+  log-space L1, ``w = 1`` the pure radiance L1. The default is chosen on the demo store's val
+  split (docs/deeplightsr.md).
 - ``σ(SR_m)`` is read literally as the logistic function of the final output: with the defaults
   ``isp_threshold = 0`` and ``isp_temperature = 1`` it is ``σ(SR_m)`` in normalised space, i.e.
   a pixel brighter than the train-split mean log-radiance counts as "lit/impervious" with
@@ -53,15 +59,18 @@ class DeepLightLoss(nn.Module):
     Args:
         alpha: weight of the reconstruction term, in ``[0, 1]`` (1 disables the ISP term).
         betas: one weight per output, coarse to fine (same length as the output list).
-        normalizer: converts normalised NTL to radiance for the area averaging.
+        normalizer: converts normalised NTL to radiance for the area averaging and the radiance L1.
         isp_threshold: ``τ`` in normalised space.
         isp_temperature: ``s`` (> 0).
         pool_space: ``"radiance"`` or ``"normalized"``: where ``HR_j`` is averaged.
+        radiance_weight: ``w`` in ``[0, 1]``, the share of the radiance L1 in each L1 term.
+        radiance_scale: radiance (nW·cm⁻²·sr⁻¹, > 0) the radiance L1 is divided by.
     """
 
     def __init__(self, alpha: float, betas: Sequence[float], normalizer: Normalizer | None = None,
                  isp_threshold: float = 0.0, isp_temperature: float = 1.0,
-                 pool_space: str = "radiance") -> None:
+                 pool_space: str = "radiance", radiance_weight: float = 0.0,
+                 radiance_scale: float = 1.0) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"loss alpha must be in [0, 1], got {alpha}")
@@ -71,12 +80,31 @@ class DeepLightLoss(nn.Module):
             raise ConfigError(f"isp_temperature must be > 0, got {isp_temperature}")
         if pool_space not in POOL_SPACES:
             raise ConfigError(f"pool_space must be one of {list(POOL_SPACES)}, got {pool_space!r}")
+        if not 0.0 <= radiance_weight <= 1.0:
+            raise ConfigError(f"radiance_weight must be in [0, 1], got {radiance_weight}")
+        if not radiance_scale > 0:
+            raise ConfigError(f"radiance_scale must be > 0, got {radiance_scale}")
+        if radiance_weight > 0 and normalizer is None:
+            raise ConfigError("a radiance L1 (radiance_weight > 0) needs the normalizer")
         self.alpha = float(alpha)
         self.betas = tuple(float(b) for b in betas)
         self.normalizer = normalizer
         self.isp_threshold = float(isp_threshold)
         self.isp_temperature = float(isp_temperature)
         self.pool_space = pool_space
+        self.radiance_weight = float(radiance_weight)
+        self.radiance_scale = float(radiance_scale)
+
+    def l1(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``(1 − w)·mean|SR − HR| + w·mean|r(SR) − r(HR)| / radiance_scale`` (z inputs)."""
+        loss = output.new_zeros(())
+        if self.radiance_weight < 1.0:
+            loss = loss + (1.0 - self.radiance_weight) * F.l1_loss(output, target)
+        if self.radiance_weight > 0.0:
+            to_radiance = self.normalizer.denormalize  # type: ignore[union-attr]
+            loss = loss + self.radiance_weight / self.radiance_scale * F.l1_loss(
+                to_radiance("hr_ntl", output), to_radiance("hr_ntl", target))
+        return loss
 
     def reconstruction(self, outputs: Sequence[torch.Tensor], hr: torch.Tensor) -> torch.Tensor:
         """``Σ_j β_j · L1(SR_j, HR_j)``."""
@@ -89,7 +117,7 @@ class DeepLightLoss(nn.Module):
                 raise ConfigError(f"output {tuple(output.shape[-2:])} is not an integer fraction "
                                   f"of the HR target {tuple(hr.shape[-2:])}")
             target = area_downsample(hr, factor, self.normalizer, self.pool_space)
-            total = total + beta * F.l1_loss(output, target)
+            total = total + beta * self.l1(output, target)
         return total
 
     def isp_bce(self, final: torch.Tensor, isp: torch.Tensor) -> torch.Tensor:

@@ -25,13 +25,13 @@ AUX_BANDS: dict[str, int] = {"dmo": 7, "dem": 1}
 
 #: hyper-parameters per budget (all assumed: the paper publishes no sizes, α or β_j)
 BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
-    # 2-core CPU demo: ~0.2 M parameters, ~0.2 s per step of 8 crops of 16² LR
+    # 2-core CPU demo: ~0.2 M parameters, ~0.2-0.3 s per step of 8 crops of 16² LR (unloaded CPU)
     "small": {
         "main_channels": 32, "stage_channels": [24, 16, 8], "aux_channels": [16, 16, 8, 8],
         "fusion_blocks": 4, "align": True, "calibrate": True, "align_groups": 1,
         "align_hidden": 16, "multiscale": True,
         "alpha": 0.9, "betas": [0.2, 0.3, 0.5], "isp_threshold": 0.0, "isp_temperature": 1.0,
-        "pool_space": "radiance",
+        "pool_space": "radiance", "radiance_weight": 0.5, "radiance_scale": 1.0,
     },
     # GPU: 16 crops of 32² LR (256² HR) per step
     "paper": {
@@ -39,7 +39,7 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
         "fusion_blocks": 8, "align": True, "calibrate": True, "align_groups": 4,
         "align_hidden": 64, "multiscale": True,
         "alpha": 0.9, "betas": [0.2, 0.3, 0.5], "isp_threshold": 0.0, "isp_temperature": 1.0,
-        "pool_space": "radiance",
+        "pool_space": "radiance", "radiance_weight": 0.5, "radiance_scale": 1.0,
     },
 }
 
@@ -73,7 +73,9 @@ class DeepLightSR(TorchMethod):
         self.criterion = DeepLightLoss(
             alpha=self.hparams["alpha"], betas=betas, normalizer=self.context.normalizer,
             isp_threshold=self.hparams["isp_threshold"],
-            isp_temperature=self.hparams["isp_temperature"], pool_space=self.hparams["pool_space"])
+            isp_temperature=self.hparams["isp_temperature"], pool_space=self.hparams["pool_space"],
+            radiance_weight=self.hparams["radiance_weight"],
+            radiance_scale=self.hparams["radiance_scale"])
 
     @classmethod
     def default_hparams(cls, budget: str) -> dict[str, Any]:

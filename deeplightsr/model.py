@@ -45,7 +45,7 @@ class DeepLightSRConfig:
         align: learn the spatial warp of the auxiliary features.
         calibrate: learn the radiometric calibration of the LR NTL.
         align_groups: offset groups of the warp (1 = one flow field).
-        align_hidden: hidden channels of the flow estimator and calibration MLP.
+        align_hidden: hidden channels of the flow estimator and calibration CNN.
         multiscale: output heads at every scale (else only the final ×ratio output).
     """
 

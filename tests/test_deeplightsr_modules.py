@@ -107,24 +107,73 @@ def test_alignment_flow_is_rescaled_for_finer_scales():
     torch.testing.assert_close(out[..., :-2], fine[..., 2:])
 
 
-def test_calibration_recovers_gain_and_bias():
-    """LR observed by another sensor: target = 1.25·lr - 0.3 (normalised space)."""
+def test_calibration_recovers_a_land_dependent_gain_and_bias():
+    """LR observed by another sensor whose calibration depends on the land under each pixel:
+    target = 1.25·lr − 0.3 where the auxiliary says "class 1", lr unchanged elsewhere. The local
+    calibration starts as the identity and learns this map; a per-image affine map could not."""
     torch.manual_seed(0)
-    calib = RadiometricCalibration(aux_channels=0, hidden=8)
+    calib = RadiometricCalibration(aux_channels=1, hidden=8)
     optimizer = torch.optim.Adam(calib.parameters(), lr=1e-2)
-    ones = torch.ones(1, 1, 2, 2)
-    assert torch.equal(calib(ones)[0], ones)  # starts as the identity
-    for _ in range(200):
-        lr = torch.randn(8, 1, 6, 6) * (0.5 + torch.rand(8, 1, 1, 1)) + torch.randn(8, 1, 1, 1)
-        calibrated, _, _ = calib(lr)
-        loss = (calibrated - (1.25 * lr - 0.3)).abs().mean()
+
+    def scene(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lr = torch.randn(n, 1, 12, 12)
+        land = (torch.rand(n, 1, 3, 3) > 0.5).float()
+        land = land.repeat_interleave(4, 2).repeat_interleave(4, 3)
+        return lr, 2 * land - 1, torch.where(land > 0, 1.25 * lr - 0.3, lr)
+
+    lr, aux, _ = scene(1)
+    calibrated, gain, bias = calib(lr, aux)
+    assert torch.equal(calibrated, lr) and gain.shape == bias.shape == (1, 1, 12, 12)
+    for _ in range(250):
+        lr, aux, target = scene(8)
+        loss = (calib(lr, aux)[0] - target).abs().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    lr, aux, target = scene(4)
     with torch.no_grad():
-        _, gain, bias = calib(torch.randn(4, 1, 6, 6))
-    assert torch.allclose(gain, torch.full_like(gain, 0.25), atol=0.05)
-    assert torch.allclose(bias, torch.full_like(bias, -0.3), atol=0.05)
+        calibrated, gain, bias = calib(lr, aux)
+    inner = (..., slice(1, -1), slice(1, -1))  # zero padding at the image border
+    assert (calibrated - target)[inner].abs().mean() < 0.1 * (lr - target)[inner].abs().mean()
+    # the fitted map: gain·lr + bias ≈ 0.25·lr − 0.3 on class 1 and ≈ 0 elsewhere
+    on_class = (aux > 0)[inner]
+    assert (gain * lr + bias)[inner][on_class].mean().item() == pytest.approx(
+        (0.25 * lr - 0.3)[inner][on_class].mean().item(), abs=0.05)
+    assert (gain * lr + bias)[inner][~on_class].abs().mean().item() < 0.05
+
+
+def _randomise_zero_layers(net: torch.nn.Module) -> None:
+    """Give the zero-initialised flow/calibration outputs small random weights (so they act)."""
+    with torch.no_grad():
+        for param in net.parameters():
+            if not param.any():
+                param.normal_(0.0, 0.05)
+
+
+def test_network_is_local_crop_prediction_equals_whole_prediction():
+    """Translation equivariance with a finite receptive field: predicting a crop gives the same
+    values as predicting a larger input, at every pixel farther from the crop's border than the
+    receptive field (14 LR px for this config, measured from the input gradient). A per-image
+    statistic anywhere in the network (the former global calibration, a global pooling)
+    breaks this."""
+    torch.manual_seed(0)
+    config = DeepLightSRConfig(main_channels=8, stage_channels=(8, 8, 4),
+                               aux_channels=(8, 4, 4, 4), fusion_blocks=1, align_hidden=8)
+    net = DeepLightSRNet(config).eval()
+    _randomise_zero_layers(net)
+    lr, aux = torch.randn(1, 1, 36, 40), torch.randn(1, 8, 288, 320)
+    r0, c0, size, margin = 3, 6, 32, 15  # crop LR [3:35, 6:38]
+    with torch.no_grad():
+        details = net.forward_details(lr, aux)
+        crop = net(lr[..., r0:r0 + size, c0:c0 + size],
+                   aux[..., 8 * r0:8 * (r0 + size), 8 * c0:8 * (c0 + size)])[-1]
+    assert details.flow.abs().max() > 0.01 and details.gain.abs().max() > 0.01  # both active
+    inner = slice(8 * margin, 8 * (size - margin))
+    whole = details.outputs[-1][..., 8 * r0:8 * (r0 + size), 8 * c0:8 * (c0 + size)]
+    torch.testing.assert_close(crop[..., inner, inner], whole[..., inner, inner],
+                               atol=1e-5, rtol=1e-5)
+    # and the crop's border does differ (zero padding), so the check is not vacuous
+    assert (crop[..., :8, :] - whole[..., :8, :]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("multiscale", [True, False])
@@ -137,7 +186,7 @@ def test_network_output_shapes_at_every_scale(multiscale: bool):
     assert [tuple(o.shape) for o in details.outputs] == [(2, 1, 5 * s, 3 * s)
                                                          for s in config.output_scales]
     assert config.output_scales == ((2, 4, 8) if multiscale else (8,))
-    assert details.flow.shape == (2, 2, 5, 3) and details.gain.shape == (2,)
+    assert details.flow.shape == (2, 2, 5, 3) and details.gain.shape == (2, 1, 5, 3)
     # zero-initialised alignment and calibration: the module starts as the identity
     assert torch.equal(details.flow, torch.zeros_like(details.flow))
     assert torch.equal(details.calibrated_lr, lr)
@@ -194,6 +243,37 @@ def test_loss_matches_hand_computation():
     assert only_l1.item() == pytest.approx(expected_l1, rel=1e-9)
 
 
+def test_radiance_l1_mix_matches_hand_computation():
+    """L1_j = (1 − w)·mean|z_SR − z_HR| + w·mean|r(z_SR) − r(z_HR)| / scale, r = denormalize."""
+    rng = np.random.default_rng(5)
+    norm = Normalizer(ntl_mean=0.2, ntl_std=0.5)
+    hr = rng.normal(1.0, 2.0, (1, 1, 8, 8))
+    outs = [rng.normal(1.0, 2.0, (1, 1, s, s)) for s in (4, 8)]
+    betas, weight, scale = (0.4, 0.6), 0.3, 7.0
+
+    def radiance(z: np.ndarray) -> np.ndarray:
+        return np.maximum(np.expm1(z * 0.5 + 0.2), 0.0)
+
+    expected = 0.0
+    for beta, out in zip(betas, outs, strict=True):
+        if out.shape[-1] == 4:  # radiance block means, back to z
+            blocks = radiance(hr[0, 0]).reshape(4, 2, 4, 2).mean(axis=(1, 3))
+            target = (np.log1p(blocks) - 0.2) / 0.5
+        else:
+            target = hr[0, 0]
+        expected += beta * (
+            (1 - weight) * np.abs(out[0, 0] - target).mean()
+            + weight * np.abs(radiance(out[0, 0]) - radiance(target)).mean() / scale
+        )
+
+    loss = DeepLightLoss(1.0, betas, norm, radiance_weight=weight, radiance_scale=scale)
+    got = loss([torch.from_numpy(o) for o in outs], torch.from_numpy(hr))
+    assert got.item() == pytest.approx(expected, rel=1e-9)
+    pure = DeepLightLoss(1.0, (1.0,), norm, radiance_weight=1.0, radiance_scale=scale)
+    assert pure([torch.from_numpy(outs[1])], torch.from_numpy(hr)).item() == pytest.approx(
+        np.abs(radiance(outs[1]) - radiance(hr)).mean() / scale, rel=1e-9)
+
+
 def test_area_downsample_radiance_vs_normalized():
     norm = Normalizer()
     hr = torch.tensor([[[[0.0, math.log1p(3.0)], [0.0, 0.0]]]], dtype=torch.float64)
@@ -210,6 +290,12 @@ def test_loss_rejects_bad_settings():
         DeepLightLoss(0.9, (1.0,), isp_temperature=0.0)
     with pytest.raises(ConfigError, match="pool_space must be one of"):
         DeepLightLoss(0.9, (1.0,), pool_space="log")
+    with pytest.raises(ConfigError, match=r"radiance_weight must be in \[0, 1\], got -0.1"):
+        DeepLightLoss(0.9, (1.0,), Normalizer(), radiance_weight=-0.1)
+    with pytest.raises(ConfigError, match="radiance_scale must be > 0, got 0"):
+        DeepLightLoss(0.9, (1.0,), Normalizer(), radiance_weight=0.5, radiance_scale=0)
+    with pytest.raises(ConfigError, match="needs the normalizer"):
+        DeepLightLoss(0.9, (1.0,), radiance_weight=0.5)
     loss = DeepLightLoss(0.9, (0.5, 0.5))
     hr = torch.zeros(1, 1, 8, 8)
     with pytest.raises(ConfigError, match="1 outputs but 2 loss betas"):
