@@ -40,6 +40,7 @@ import zarr
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
+from benchmarks.speed import emit_report
 from deeplightmd.build import load_manifest
 from deeplightmd.build.grid import TargetGrid
 from deeplightmd.build.inspect import store_size
@@ -205,11 +206,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "naive": naive, "memory": memory, "ratios": ratios,
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    text = json.dumps(report, indent=2)
-    if args.out_json:
-        args.out_json.write_text(text)
-    print(text)
-    return report
+    return emit_report(report, args.out_json)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from benchmarks.registry import METHODS, get_method
 from benchmarks.runner import make_context, make_method, predict_region, timed_predict
+from benchmarks.speed import emit_report
 from deeplightmd.access import DeepLightDataset, RegionDataset
 from deeplightmd.store_format import read_store_attrs
 
@@ -127,11 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {"methods": method_rates(args.store, methods, device, args.batch_size, args.repeats),
               "regional": [regional_overhead(args.store, m, device)
                            for m in ("bicubic", "edsr") if m in methods]}
-    text = json.dumps(result, indent=2)
-    if args.out_json:
-        args.out_json.write_text(text)
-    print(text)
-    return result
+    return emit_report(result, args.out_json)
 
 
 if __name__ == "__main__":

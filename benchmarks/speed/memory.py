@@ -14,7 +14,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from typing import Any
 import numpy as np
 import rasterio
 from affine import Affine
+
+from benchmarks.speed import emit_report
 
 #: LR pixel (m) of the synthetic test rasters (VIIRS-like ~ 480 m, EPSG:3857 near 30° N)
 LR_PIXEL = 480.0
@@ -89,11 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     a, b = (int(v) for v in args.sides.split(","))
     result = predict_memory(args.store, (a, b), args.method)
-    text = json.dumps(result, indent=2)
-    if args.out_json:
-        args.out_json.write_text(text)
-    print(text)
-    return result
+    return emit_report(result, args.out_json)
 
 
 if __name__ == "__main__":
