@@ -63,7 +63,8 @@ BENCH_SPEED_ARGS ?= --quick
 bench-speed: $(STAMP)  ## speed/memory suite: build, loader, inference, regional, RSS (JSON + Markdown table in out/speed)
 	$(PY) -m benchmarks.speed.run_all $(BENCH_SPEED_ARGS) --out-dir out/speed
 
-lint:  ## ruff, when installed
+lint: $(STAMP)  ## ruff (installs the dev extra on first use)
+	test -x $(VENV)/bin/ruff || $(PY) -m pip install -q -e ".[dev]"
 	$(VENV)/bin/ruff check deeplightmd benchmarks baselines deeplightsr tests
 
 clean:  ## remove the demo outputs (keeps .venv)
