@@ -16,7 +16,7 @@ from shapely.geometry import Polygon
 from deeplightmd.build.grid import make_grid
 from deeplightmd.build.manifest import ALBERS_CHINA
 from deeplightmd.build.read import RasterRead, fill_invalid, read_to_grid
-from deeplightmd.errors import InputFileError
+from deeplightmd.errors import ConfigError, InputFileError
 
 ALBERS = CRS.from_string(ALBERS_CHINA)
 HR = 60.0
@@ -166,3 +166,14 @@ def test_reader_errors(tmp_path):
         read_to_grid(one, ALBERS, t, (4, 4), spec=RasterRead(bands=(1, 2)))
     with pytest.raises(InputFileError, match="cannot open raster"):
         read_to_grid(tmp_path / "missing.tif", ALBERS, t, (4, 4))
+
+
+def test_domain_of_exactly_one_clip_survives_float_rounding():
+    """``top - (top - size)`` is a few ulps short of ``size`` here (found by hypothesis)."""
+    size = 30.0 * 8 * 3
+    top = -2096465.9878739717
+    assert top - (top - size) < size
+    grid = make_grid(CRS.from_user_input(ALBERS_CHINA), 30.0, 8, 3, (0.0, top - size, size, top))
+    assert grid.n_cols >= 1 and grid.n_rows >= 1
+    with pytest.raises(ConfigError, match="smaller than one clip"):
+        make_grid(CRS.from_user_input(ALBERS_CHINA), 30.0, 8, 3, (0.0, top - 0.9 * size, size, top))

@@ -119,7 +119,9 @@ def make_grid(crs: CRS, hr_pixel_size: float, ratio: int, lr_clip: int,
     oy = math.ceil(top / size) * size
     n_cols = math.ceil((right - ox) / size - 1e-9)
     n_rows = math.ceil((oy - bottom) / size - 1e-9)
-    if right - left < size or top - bottom < size:
+    # same relative tolerance as the clip counts above: a domain computed as ``left + size``
+    # may come out a few ulps short of one clip in floating point
+    if right - left < size * (1 - 1e-9) or top - bottom < size * (1 - 1e-9):
         raise ConfigError(f"the domain ({right - left:.0f} x {top - bottom:.0f} m) is smaller than "
                           f"one clip ({size:.0f} m)")
     return TargetGrid(crs.to_wkt(), float(hr_pixel_size), int(ratio), int(lr_clip),
