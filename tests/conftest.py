@@ -17,6 +17,20 @@ REAL_DATA = Path(os.environ.get("DEEPLIGHT_REAL_DATA",
                                 Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"))
 
 
+@pytest.fixture
+def one_thread():
+    """One torch (and OpenMP) thread for tests of tiny tensors: on a shared 2-core machine OpenMP
+    barriers make two threads far slower. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):  # scikit-learn's OpenMP pool too
+        yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic world at the ``tiny`` preset (seed 0), generated once per session."""

@@ -35,16 +35,7 @@ HR = LR * RATIO
 BASELINES = [name for name, cls in METHODS.items() if cls.__module__.startswith("baselines.")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine OpenMP barriers make 2 threads far slower."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):  # scikit-learn's OpenMP pool too
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _clip(rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -26,13 +26,7 @@ ALL_NAMES = ("deeplightsr", "deeplightsr-noalign", "deeplightsr-noisp", "deeplig
              "deeplightsr-nodmo", "deeplightsr-nodem")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TinyScenes(Dataset):

@@ -16,13 +16,7 @@ from deeplightsr.loss import DeepLightLoss, area_downsample
 from deeplightsr.model import DeepLightSRConfig, DeepLightSRNet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _smooth_pairs(n: int, size: int, shift: tuple[float, float], gen: torch.Generator
