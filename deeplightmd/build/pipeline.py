@@ -172,11 +172,9 @@ def _write_task(run: tuple[str, int, int, int, int], url: str, reader: ClipReade
                 lit_threshold: float) -> list[tuple[bytes, TrainStats | None]]:
     """Read, write and summarise (digest, train stats) the clips of one run."""
     split, first, row, col0, n = run
-    out = []
-    for k, arrays in enumerate(reader.read_run(row, col0, n)):
-        zstore.write_clip(url, split, first + k, arrays)
-        out.append(fp.summarize_clip(arrays, split == "train", lit_threshold))
-    return out
+    clips = reader.read_run(row, col0, n)
+    zstore.write_clips(url, split, first, clips)
+    return [fp.summarize_clip(arrays, split == "train", lit_threshold) for arrays in clips]
 
 
 def _scan_task(job: tuple[str, int, int], url: str, lit_threshold: float,
