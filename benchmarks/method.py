@@ -65,7 +65,10 @@ class Method(abc.ABC):
 
     @classmethod
     def protocol_overrides(cls, budget: str) -> dict[str, Any]:
-        """Fields of :class:`TrainProtocol` this method changes for a budget (e.g. learning rate)."""
+        """Fields of :class:`TrainProtocol` this method changes for a budget.
+
+        For example the learning rate.
+        """
         return {}
 
     @classmethod
@@ -87,7 +90,8 @@ class Method(abc.ABC):
         return {}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore :meth:`state_dict` output."""
+        """Restore :meth:`state_dict` output; a no-op by default (non-learned methods)."""
+        return None
 
     def num_parameters(self) -> int:
         """Number of learned scalars."""

@@ -51,7 +51,8 @@ class TrainProtocol:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ConfigError(f"unknown protocol field(s) {unknown}; expected some of {sorted(known)}")
+            raise ConfigError(f"unknown protocol field(s) {unknown}; "
+                              f"expected some of {sorted(known)}")
         return replace(self, **overrides)
 
 
@@ -60,8 +61,8 @@ def protocol_for_budget(budget: str, **overrides: Any) -> TrainProtocol:
     if budget not in BUDGETS:
         raise ConfigError(f"unknown budget {budget!r}; expected one of {list(BUDGETS)}")
     base = {
-        "small": TrainProtocol(budget="small", steps=300, batch_size=8, lr_crop=16, learning_rate=1e-3,
-                               val_every=100, val_clips=16),
+        "small": TrainProtocol(budget="small", steps=300, batch_size=8, lr_crop=16,
+                               learning_rate=1e-3, val_every=100, val_clips=16),
         "paper": TrainProtocol(budget="paper", steps=200_000, batch_size=16, lr_crop=32,
                                learning_rate=2e-4, val_every=5_000, val_clips=None, num_workers=4),
     }[budget]

@@ -227,6 +227,16 @@ def _is_plain(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str, list, tuple, Mapping))
 
 
-__all__ = ["SCHEMA_VERSION", "assemble_results", "hardware_info",
-           "git_commit", "load_schema", "read_json", "read_results", "summarize",
-           "validate_document", "validate_results", "write_json"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "assemble_results",
+    "git_commit",
+    "hardware_info",
+    "load_schema",
+    "read_json",
+    "read_results",
+    "summarize",
+    "validate_document",
+    "validate_results",
+    "write_json",
+]

@@ -2,7 +2,8 @@
 
 Adam with cosine decay over ``protocol.steps`` steps of random aligned crops; every
 ``protocol.val_every`` steps (and at the end) the mean L1 in normalised space on the validation
-clips is measured and the best weights are kept — checkpoint selection never looks at the test split.
+clips is measured and the best weights are kept — checkpoint selection never looks at the test
+split.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def validation_l1(method: TorchMethod, val: Dataset, batch_size: int = 1) -> flo
 
 def train_method(method: TorchMethod, train: Dataset, val: Dataset | None,
                  protocol: TrainProtocol, progress: bool = True) -> dict[str, Any]:
-    """Train ``method.network`` under ``protocol``; keep the best-on-val weights; return a report."""
+    """Train ``method.network`` under ``protocol``; return a report.
+
+    The best-on-val weights are kept.
+    """
     generator = seed_everything(protocol.seed)
     device = method.context.device
     loader = DataLoader(train, batch_size=protocol.batch_size, shuffle=True, drop_last=True,
@@ -69,7 +73,8 @@ def train_method(method: TorchMethod, train: Dataset, val: Dataset | None,
     optimizer = torch.optim.Adam(method.network.parameters(), lr=protocol.learning_rate,
                                  weight_decay=protocol.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, protocol.steps) / protocol.steps)))
+        optimizer,
+        lambda s: 0.5 * (1 + math.cos(math.pi * min(s, protocol.steps) / protocol.steps)))
     best_val, best_step, best_state = math.inf, 0, None
     losses: list[float] = []
     start = time.perf_counter()

@@ -7,6 +7,7 @@ run (so ``deeplightmd --help`` stays fast and a broken optional dependency break
 from __future__ import annotations
 
 import importlib
+
 import click
 
 from deeplightmd._version import __version__

@@ -67,7 +67,8 @@ class SensorModel:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise ConfigError(f"unknown sensor parameter(s) {unknown}; expected some of {sorted(known)}")
+            raise ConfigError(f"unknown sensor parameter(s) {unknown}; "
+                              f"expected some of {sorted(known)}")
         kwargs = dict(params)
         if "shift" in kwargs:
             kwargs["shift"] = tuple(kwargs["shift"])
@@ -90,7 +91,7 @@ def blur_and_shift(hr: np.ndarray, model: SensorModel) -> np.ndarray:
         core = (1.0 - model.halo_fraction) * core + model.halo_fraction * halo
     dx, dy = model.shift
     if dx or dy:
-        core = ndimage.shift(core, spatial + (dy * r, dx * r), order=1, mode="nearest")
+        core = ndimage.shift(core, (*spatial, dy * r, dx * r), order=1, mode="nearest")
     return core
 
 
@@ -121,6 +122,9 @@ def radiometric(signal: np.ndarray, model: SensorModel,
 
 def degrade(hr: np.ndarray, model: SensorModel,
             rng: np.random.Generator | None = None) -> np.ndarray:
-    """The full sensor model on an HR array aligned with the LR grid: ``(..., H, W) → (..., H/r, W/r)``."""
+    """The full sensor model on an HR array aligned with the LR grid.
+
+    Maps ``(..., H, W) → (..., H/r, W/r)``.
+    """
     return radiometric(block_mean(blur_and_shift(hr, model), model.ratio), model, rng).astype(
         np.float32)

@@ -63,7 +63,7 @@ class DeepLightSRConfig:
     stages: int = field(init=False)
 
     def __post_init__(self) -> None:
-        stages = int(round(math.log2(self.ratio))) if self.ratio >= 2 else 0
+        stages = round(math.log2(self.ratio)) if self.ratio >= 2 else 0
         if stages < 1 or 2 ** stages != self.ratio:
             raise ConfigError(f"DeepLightSR needs a power-of-two ratio >= 2, got {self.ratio}")
         object.__setattr__(self, "stages", stages)

@@ -13,8 +13,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 #: real public rasters that sit beside the repository (absent on some machines)
-REAL_DATA = Path(os.environ.get("DEEPLIGHT_REAL_DATA",
-                                Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"))
+REAL_DATA = Path(os.environ.get(
+    "DEEPLIGHT_REAL_DATA",
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"))
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ def outcomes(corpus: dict[str, BadInput], tmp_path_factory: pytest.TempPathFacto
     subprocess.run([sys.executable, str(BAD_INPUTS / "run_cases.py"), str(result_file)],
                    input=json.dumps([list(c.argv) for c in corpus.values()]), text=True,
                    stdout=subprocess.DEVNULL, check=True, timeout=600)
-    return dict(zip(corpus, json.loads(result_file.read_text())))
+    return dict(zip(corpus, json.loads(result_file.read_text()), strict=True))
 
 
 def test_the_corpus_has_at_least_20_cases_across_every_command(corpus):

@@ -56,11 +56,11 @@ def test_bright_square_lands_within_a_tenth_of_a_pixel(tmp_path, src_crs, pixel,
     lon, lat = 113.93, 31.02
     to_src = Transformer.from_crs("EPSG:4326", src_crs, always_xy=True)
     cx, cy = to_src.transform(lon, lat)
-    n = int(round(6 * square / pixel))
+    n = round(6 * square / pixel)
     left, top = cx - n / 2 * pixel, cy + n / 2 * pixel
     src_t = Affine(pixel, 0, left, 0, -pixel, top)
     data = np.zeros((n, n), dtype="float32")
-    k = int(round(square / pixel))
+    k = round(square / pixel)
     r0 = c0 = (n - k) // 2 + 3   # off-centre on purpose
     data[r0:r0 + k, c0:c0 + k] = 100.0
     path = _write(tmp_path / "src.tif", data, src_crs, src_t)

@@ -15,7 +15,6 @@ from deeplightsr.alignment import RadiometricCalibration, SpatialAlignment, flow
 from deeplightsr.loss import DeepLightLoss, area_downsample
 from deeplightsr.model import DeepLightSRConfig, DeepLightSRNet
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -8,14 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_results import make_results
 
-from benchmarks.leaderboard import (add_rows, compare_results, format_text, group_rows,
-                                    load_board, read_rows, row_from_results)
+from benchmarks.leaderboard import (
+    add_rows,
+    compare_results,
+    format_text,
+    group_rows,
+    load_board,
+    read_rows,
+    row_from_results,
+)
 from benchmarks.leaderboard.board import empty_board
 from benchmarks.results import write_json
 from deeplightmd.cli import cli
 from deeplightmd.errors import ConfigError, SchemaError
-from test_results import make_results
 
 REPORTED = Path(__file__).resolve().parents[1] / "benchmarks" / "reported" / "deeplight_paper.yaml"
 FP_A, FP_B = "aa" * 32, "bb" * 32
@@ -54,7 +61,7 @@ def test_invalid_rows_are_rejected(tmp_path):
     assert result.exit_code == 2 and "field 'hardware'" in result.output
     assert not (tmp_path / "lb.json").exists()
     nofp = {**row, "dataset": {"name": "x", "fingerprint": None}}
-    with pytest.raises(SchemaError, match="at field 'dataset.fingerprint'"):
+    with pytest.raises(SchemaError, match=r"at field 'dataset.fingerprint'"):
         add_rows(empty_board(), [nofp])
 
 

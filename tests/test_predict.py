@@ -1,4 +1,5 @@
-"""``deeplightmd predict``: georeferencing, mask, LR-sum preservation, tiling, light sums, errors."""
+"""``deeplightmd predict``: georeferencing, mask, LR-sum preservation, tiling, light sums,
+errors."""
 
 from __future__ import annotations
 

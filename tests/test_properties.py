@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 from dataclasses import fields
@@ -92,7 +93,7 @@ def test_unknown_keys_are_rejected_and_named(doc, where, key, value):
 def test_invalid_resampling_names_are_rejected(doc, name):
     assert name not in RESAMPLING_NAMES
     doc["sources"]["dem"]["resampling"] = name
-    with pytest.raises(ConfigError, match="sources.dem.resampling must be one of"):
+    with pytest.raises(ConfigError, match=r"sources.dem.resampling must be one of"):
         manifest_from_dict(doc, BASE)
 
 
@@ -172,9 +173,10 @@ def test_snap_to_lr_grows_outwards_onto_the_lr_lattice(args, corner, w, h):
     p = grid.lr_pixel_size
     assert snapped[0] <= bounds[0] and snapped[1] <= bounds[1]
     assert snapped[2] >= bounds[2] and snapped[3] >= bounds[3]
-    for v, o in zip(snapped, (grid.origin_x, grid.origin_y, grid.origin_x, grid.origin_y)):
+    for v, o in zip(snapped, (grid.origin_x, grid.origin_y, grid.origin_x, grid.origin_y),
+                    strict=True):
         assert (v - o) % p == 0
-    assert all(s - b < p + 1e-6 for s, b in zip(snapped[2:], bounds[2:]))
+    assert all(s - b < p + 1e-6 for s, b in zip(snapped[2:], bounds[2:], strict=True))
     assert grid.snap_to_lr(snapped) == snapped
 
 
@@ -192,5 +194,5 @@ def test_tile_windows_cover_the_mosaic_with_the_requested_overlap(h, w, tile, da
             covered[i][c:c + tw] = [True] * tw
     assert all(all(row) for row in covered)
     rows = sorted({r for r, _, _, _ in windows})
-    for a, b in zip(rows, rows[1:]):
+    for a, b in itertools.pairwise(rows):
         assert a + min(tile, h) - b >= min(overlap, h)  # consecutive tiles overlap enough

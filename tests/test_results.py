@@ -10,8 +10,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from benchmarks.results import (SCHEMA_VERSION, assemble_results, load_schema, read_results,
-                                summarize, validate_results, write_json)
+from benchmarks.results import (
+    SCHEMA_VERSION,
+    assemble_results,
+    load_schema,
+    read_results,
+    summarize,
+    validate_results,
+    write_json,
+)
 from deeplightmd.cli import cli
 from deeplightmd.errors import SchemaError
 
@@ -75,7 +82,7 @@ def test_broken_results_name_the_field(edit, field):
 def test_read_results_errors(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(SchemaError, match="bad.json is not valid JSON"):
+    with pytest.raises(SchemaError, match=r"bad.json is not valid JSON"):
         read_results(bad)
     with pytest.raises(SchemaError, match="file not found"):
         read_results(tmp_path / "missing.json")

@@ -21,9 +21,16 @@ from torch import nn
 
 from benchmarks.method import Method, MethodContext, TorchMethod
 from benchmarks.results import read_results, validate_results
-from benchmarks.runner import (RegionalSettings, evaluate_regions, load_checkpoint,
-                               make_context, predict_region, run_benchmark, save_checkpoint,
-                               sidecar_path)
+from benchmarks.runner import (
+    RegionalSettings,
+    evaluate_regions,
+    load_checkpoint,
+    make_context,
+    predict_region,
+    run_benchmark,
+    save_checkpoint,
+    sidecar_path,
+)
 from deeplightmd.access import RegionDataset
 from deeplightmd.cli import cli
 from deeplightmd.errors import ConfigError, StoreError

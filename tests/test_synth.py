@@ -219,7 +219,8 @@ def test_regions_inside_world_and_admin_units_tile_provinces(tiny_world: Path, w
     assert regions.union_all().symmetric_difference(world_box).area < 1e-9
     assert sum(g.area for g in regions.geometry) == pytest.approx(world_box.area, rel=1e-9)
     assert admin["admin_id"].is_unique and admin["admin_id"].min() >= 1
-    for name, province, is_test in zip(regions["name"], regions.geometry, regions["test"]):
+    for name, province, is_test in zip(regions["name"], regions.geometry, regions["test"],
+                                        strict=True):
         units = admin[admin["province"] == name]
         assert len(units) >= (8 if is_test else 2), name
         assert units.union_all().symmetric_difference(province).area < 1e-9 * province.area + 1e-12
@@ -238,7 +239,7 @@ def test_config_overrides_are_validated(tmp_path: Path):
         resolve_config("tiny", {"settlements": {"n_town": 3}})
     with pytest.raises(ConfigError, match=r"lights.switch_off_fraction must be in \[0, 1\]"):
         resolve_config("tiny", {"lights": {"switch_off_fraction": 1.5}})
-    with pytest.raises(ConfigError, match="settlements.n_settlements must be an integer"):
+    with pytest.raises(ConfigError, match=r"settlements.n_settlements must be an integer"):
         resolve_config("tiny", {"settlements": {"n_settlements": "many"}})
     with pytest.raises(ConfigError, match="across 114"):
         resolve_config("tiny", {"extent": {"center_lon": 120.0}})

@@ -3,12 +3,26 @@
 ``deeplightmd leaderboard add|validate|show|render|compare`` (see docs/leaderboard.md).
 """
 
-from benchmarks.leaderboard.board import (DEFAULT_FILE, add_rows, add_to_file, load_board,
-                                          read_rows, row_from_results, row_key, save_board,
-                                          validate_board, validate_row)
+from benchmarks.leaderboard.board import (
+    DEFAULT_FILE,
+    add_rows,
+    add_to_file,
+    load_board,
+    read_rows,
+    row_from_results,
+    row_key,
+    save_board,
+    validate_board,
+    validate_row,
+)
 from benchmarks.leaderboard.compare import Comparison, compare_results
-from benchmarks.leaderboard.render import (format_html, format_markdown, format_text, group_rows,
-                                           rank_rows)
+from benchmarks.leaderboard.render import (
+    format_html,
+    format_markdown,
+    format_text,
+    group_rows,
+    rank_rows,
+)
 
 __all__ = ["DEFAULT_FILE", "Comparison", "add_rows", "add_to_file", "compare_results",
            "format_html", "format_markdown", "format_text", "group_rows", "load_board",

@@ -15,8 +15,13 @@ from typing import Any
 
 import yaml
 
-from benchmarks.results import (SCHEMA_VERSION, read_json, validate_document, validate_results,
-                                write_json)
+from benchmarks.results import (
+    SCHEMA_VERSION,
+    read_json,
+    validate_document,
+    validate_results,
+    write_json,
+)
 from deeplightmd.errors import SchemaError
 
 DEFAULT_FILE = "leaderboard.json"

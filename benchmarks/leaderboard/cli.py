@@ -6,8 +6,13 @@ from pathlib import Path
 
 import click
 
-from benchmarks.leaderboard.board import (DEFAULT_FILE, add_to_file, load_board, read_rows,
-                                          validate_board)
+from benchmarks.leaderboard.board import (
+    DEFAULT_FILE,
+    add_to_file,
+    load_board,
+    read_rows,
+    validate_board,
+)
 from benchmarks.leaderboard.compare import compare_results
 from benchmarks.leaderboard.render import format_html, format_markdown, format_text, group_rows
 from benchmarks.results import read_json, read_results, validate_results

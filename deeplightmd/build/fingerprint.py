@@ -117,9 +117,10 @@ def array_digest(arr: zarr.Array) -> bytes:
     if arr.ndim == 0:
         h.update(np.asarray(arr[...]).tobytes())
         return h.digest()
-    ranges = [range(0, s, c) for s, c in zip(arr.shape, arr.chunks)]
+    ranges = [range(0, s, c) for s, c in zip(arr.shape, arr.chunks, strict=True)]
     for corner in itertools.product(*ranges):
-        sel = tuple(slice(o, min(o + c, s)) for o, c, s in zip(corner, arr.chunks, arr.shape))
+        sel = tuple(slice(o, min(o + c, s)) for o, c, s in
+                    zip(corner, arr.chunks, arr.shape, strict=True))
         h.update(np.ascontiguousarray(arr[sel]).tobytes())
     return h.digest()
 

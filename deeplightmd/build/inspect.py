@@ -12,8 +12,13 @@ import zarr
 
 from deeplightmd.build.parallel import Runner
 from deeplightmd.build.pipeline import store_fingerprint
-from deeplightmd.store_format import (CLIP_METADATA, MODALITIES, REGIONS_GROUP, SPLITS,
-                                      read_store_attrs)
+from deeplightmd.store_format import (
+    CLIP_METADATA,
+    MODALITIES,
+    REGIONS_GROUP,
+    SPLITS,
+    read_store_attrs,
+)
 
 
 def store_size(url: str) -> int:
@@ -221,7 +226,7 @@ def validate_store(url: str, workers: int = 1, progress: bool = False) -> list[s
     try:
         fingerprint, _, scan_problems = store_fingerprint(url, attrs, runner, check=True)
     except Exception as exc:  # undecodable region chunk, missing object
-        return problems + [f"cannot read the store back: {type(exc).__name__}: {exc}"]
+        return [*problems, f"cannot read the store back: {type(exc).__name__}: {exc}"]
     problems += scan_problems
     if fingerprint != attrs.get("fingerprint"):
         problems.append(f"fingerprint mismatch: stored {attrs.get('fingerprint')}, recomputed "

@@ -25,10 +25,21 @@ from deeplightmd.build.manifest import Manifest, ensure_world
 from deeplightmd.build.parallel import Runner
 from deeplightmd.build.qa import passing_clips
 from deeplightmd.build.read import RASTER_CACHE
-from deeplightmd.build.regions import (Region, load_regions, region_box, region_datasets,
-                                       write_region_lazy)
-from deeplightmd.build.sources import (DerivedLR, ModalityReader, check_sources, make_derived,
-                                       make_readers, sensor_model)
+from deeplightmd.build.regions import (
+    Region,
+    load_regions,
+    region_box,
+    region_datasets,
+    write_region_lazy,
+)
+from deeplightmd.build.sources import (
+    DerivedLR,
+    ModalityReader,
+    check_sources,
+    make_derived,
+    make_readers,
+    sensor_model,
+)
 from deeplightmd.build.splits import SplitResult, split_clips
 from deeplightmd.build.stats import TrainStats
 from deeplightmd.build.windows import clips_touching, clips_within, coverage, domain_bounds
@@ -60,20 +71,21 @@ class ClipReader:
         Derived LR noise uses one generator per clip, seeded with ``(seed, clip_id)``.
         """
         g = self.grid
-        crs, L, l = g.crs_wkt, g.hr_clip, g.lr_clip
+        crs, hr_side, lr_side = g.crs_wkt, g.hr_clip, g.lr_clip
         out: list[dict[str, np.ndarray]] = [{} for _ in range(n)]
         for name, rd in self.readers.items():
             hr = MODALITIES[name].grid == "hr"
-            side = L if hr else l
+            side = hr_side if hr else lr_side
             t = g.hr_transform(row, col0) if hr else g.lr_transform(row, col0)
             raw = rd.raw(crs, t, (side, side * n))
             for k in range(n):
                 out[k][name] = rd.finish(raw[..., k * side:(k + 1) * side])
         if self.derived is not None:
-            signal = self.derived.signal(crs, g.lr_transform(row, col0), (l, l * n))
+            signal = self.derived.signal(crs, g.lr_transform(row, col0), (lr_side, lr_side * n))
             for k in range(n):
                 rng = np.random.default_rng([self.seed, g.clip_id(row, col0 + k)])
-                out[k]["lr_ntl"] = self.derived.radiometry(signal[:, k * l:(k + 1) * l], rng)
+                part = signal[:, k * lr_side:(k + 1) * lr_side]
+                out[k]["lr_ntl"] = self.derived.radiometry(part, rng)
         return out
 
 
@@ -146,7 +158,7 @@ def plan_build(m: Manifest, runner: Runner) -> BuildPlan:
     touching = clips_touching(grid, candidates, [r.geometry for r in regions])
     candidates = [c for c in candidates if c not in touching]
     verdicts = runner.map(_qa_task, clip_runs(candidates, QA_RUN), "QA", grid, readers, m)
-    eligible = [c for c, ok in zip(candidates, (v for b in verdicts for v in b)) if ok]
+    eligible = [c for c, ok in zip(candidates, (v for b in verdicts for v in b), strict=True) if ok]
     splits = split_clips(eligible, (grid.n_rows, grid.n_cols), m.splits, m.seed)
     model = sensor_model(m)
     attrs = {
@@ -213,7 +225,7 @@ def scan_store(url: str, counts: dict[str, int], runner: Runner, lit_threshold: 
             for a, b in _missing_ranges(counts[s], summaries[s], fp.SCAN_BATCH)]
     results = runner.map(_scan_task, jobs, "read back", url, lit_threshold, check)
     problems: list[str] = []
-    for (split, start, stop), res in zip(jobs, results):
+    for (split, start, stop), res in zip(jobs, results, strict=True):
         problems.extend(res.problems)
         for k, i in enumerate(range(start, stop)):
             summaries[split][i] = (res.digests[k],
@@ -317,7 +329,7 @@ def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str |
         written = runner.map(_write_task, todo, "clips", out, plan.clip_reader,
                              manifest.qa.lit_threshold)
         known: dict[str, dict[int, tuple[bytes, TrainStats | None]]] = {s: {} for s in SPLITS}
-        for (split, first, *_), summaries in zip(todo, written):
+        for (split, first, *_), summaries in zip(todo, written, strict=True):
             known[split].update(enumerate(summaries, start=first))
         lap("clips")
         _write_regions(out, plan, runner, resume)

@@ -8,14 +8,13 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import zarr  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import zarr
+from matplotlib.colors import LogNorm
 
-from deeplightmd.errors import ConfigError  # noqa: E402
-from deeplightmd.store_format import (  # noqa: E402
-    DMO_BANDS, REGIONS_GROUP, SPLITS, read_store_attrs)
+from deeplightmd.errors import ConfigError
+from deeplightmd.store_format import DMO_BANDS, REGIONS_GROUP, SPLITS, read_store_attrs
 
 #: radiance below this is shown at the bottom of the log colour scale
 LOG_FLOOR = 0.1
@@ -76,7 +75,7 @@ def render(data: dict[str, np.ndarray], title: str, out: str | Path) -> Path:
         panels.append(("region mask", data["mask"], {"cmap": "gray", "vmin": 0, "vmax": 1}))
         panels.append(("admin units", np.ma.masked_equal(data["admin"], 0), {"cmap": "tab20"}))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
-    for ax, (label, img, kw) in zip(axes, panels):
+    for ax, (label, img, kw) in zip(axes, panels, strict=True):
         im = ax.imshow(img, interpolation="nearest", **kw)
         ax.set_title(label, fontsize=10)
         ax.set_xticks([])

@@ -18,20 +18,20 @@ from deeplightmd.build.sources import ModalityReader
 def run_quality(grid: TargetGrid, row: int, col0: int, n: int,
                 readers: dict[str, ModalityReader], qa: QASpec) -> list[dict[str, float]]:
     """Measured fractions for the ``n`` adjacent clips ``(row, col0 …)``, one LR warp each."""
-    l = grid.lr_clip
-    transform, shape = grid.lr_transform(row, col0), (l, l * n)
+    side = grid.lr_clip
+    transform, shape = grid.lr_transform(row, col0), (side, side * n)
     out: list[dict[str, float]] = [{} for _ in range(n)]
     for name, rd in readers.items():
         if rd.constant is not None:
             continue
         valid = np.isfinite(rd.raw(grid.crs_wkt, transform, shape, resampling="nearest")).all(0)
         for k in range(n):
-            out[k][name] = float(valid[:, k * l:(k + 1) * l].mean())
+            out[k][name] = float(valid[:, k * side:(k + 1) * side].mean())
     if qa.min_lit_fraction > 0 and "hr_ntl" in readers:
         ntl = readers["hr_ntl"].raw(grid.crs_wkt, transform, shape, resampling="average")[0]
         lit = np.nan_to_num(ntl) > qa.lit_threshold
         for k in range(n):
-            out[k]["lit"] = float(lit[:, k * l:(k + 1) * l].mean())
+            out[k]["lit"] = float(lit[:, k * side:(k + 1) * side].mean())
     return out
 
 

@@ -19,7 +19,7 @@ from deeplightmd.build.manifest import Manifest, SourceSpec
 from deeplightmd.build.read import RasterRead, describe_source, fill_invalid, read_to_grid
 from deeplightmd.build.windows import footprint
 from deeplightmd.errors import ConfigError, InputFileError
-from deeplightmd.sensor import SensorModel, blur_and_shift, block_mean, radiometric
+from deeplightmd.sensor import SensorModel, block_mean, blur_and_shift, radiometric
 from deeplightmd.store_format import MODALITIES
 
 

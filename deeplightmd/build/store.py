@@ -54,12 +54,11 @@ def create_store(url: str, grid: TargetGrid, clips: dict[str, list[tuple[int, in
     """Create the root group, split arrays and per-clip metadata; ``complete`` is False."""
     root = zarr.open_group(url, mode="w", zarr_format=3)
     root.attrs[ROOT_ATTR] = {**attrs, "complete": False}
-    L, l = grid.hr_clip, grid.lr_clip
     for split in SPLITS:
         group = root.create_group(split)
         n = len(clips[split])
         for name, spec in MODALITIES.items():
-            side = l if spec.grid == "lr" else L
+            side = grid.lr_clip if spec.grid == "lr" else grid.hr_clip
             shape = (n, spec.bands, side, side) if spec.bands > 1 else (n, side, side)
             arr = group.create_array(name, shape=shape, chunks=(1, *shape[1:]), dtype=spec.dtype,
                                      compressors=compressors(), fill_value=0,

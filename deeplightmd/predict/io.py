@@ -89,7 +89,8 @@ class SRWriter:
         assert self._dst is not None and self._env is not None
         try:
             self._dst.update_tags(**self.tags)
-            self._dst.update_tags(1, units="nW cm-2 sr-1", long_name="super-resolved nighttime light")
+            self._dst.update_tags(1, units="nW cm-2 sr-1",
+                                  long_name="super-resolved nighttime light")
             self._dst.close()
             if exc_type is None:
                 self._to_cog()

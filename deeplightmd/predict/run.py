@@ -22,8 +22,14 @@ from benchmarks.registry import get_method
 from benchmarks.runner import load_checkpoint, restore_weights
 from deeplightmd.errors import ConfigError
 from deeplightmd.normalize import Normalizer
-from deeplightmd.predict.grid import (AUX_NAMES, SRGrid, aux_reader, check_aux_coverage,
-                                      check_file, make_sr_grid)
+from deeplightmd.predict.grid import (
+    AUX_NAMES,
+    SRGrid,
+    aux_reader,
+    check_aux_coverage,
+    check_file,
+    make_sr_grid,
+)
 from deeplightmd.predict.io import OutputSettings, SRWriter
 from deeplightmd.predict.sums import LightSums, light_sums_from_layer, read_polygons, select_region
 from deeplightmd.predict.tiled import TiledPrediction, TileSettings, predict_tiled

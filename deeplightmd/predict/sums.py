@@ -45,7 +45,10 @@ def read_polygons(path: str | Path, crs: CRS | str, what: str) -> gpd.GeoDataFra
 
 
 def name_field_of(gdf: gpd.GeoDataFrame, name_field: str | None, what: str) -> str | None:
-    """The field holding unit names: ``name_field`` (checked) or the first of :data:`NAME_FIELDS`."""
+    """The field holding unit names.
+
+    ``name_field`` (checked) or the first of :data:`NAME_FIELDS`.
+    """
     if name_field is not None:
         if name_field not in gdf.columns:
             raise ConfigError(f"{what} layer has no field {name_field!r}; fields are "

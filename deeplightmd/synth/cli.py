@@ -42,7 +42,8 @@ def summary_table(out_dir: Path, files: dict[str, list[str]]) -> str:
         rows.append((rel, "EPSG:4326" if rel.endswith("geojson") else "-",
                      _human_size((out_dir / rel).stat().st_size), "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return "\n".join(lines)
 
 
 @click.command("synth")

@@ -38,7 +38,8 @@ def _require(section: str, name: str, value: float, lo: float | None = None,
         lo_txt = "-inf" if lo is None else f"{lo:g}"
         hi_txt = "inf" if hi is None else f"{hi:g}"
         bracket = "(" if lo_open else "["
-        raise ConfigError(f"{section}.{name} must be in {bracket}{lo_txt}, {hi_txt}], got {value!r}")
+        raise ConfigError(f"{section}.{name} must be in {bracket}{lo_txt}, {hi_txt}], "
+                          f"got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,7 @@ def _coerce(section: str, name: str, default: Any, value: Any) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(default):
             raise ConfigError(f"{section}.{name} must be a list of {len(default)} numbers, "
                               f"got {value!r}")
-        return tuple(_coerce(section, name, d, v) for d, v in zip(default, value))
+        return tuple(_coerce(section, name, d, v) for d, v in zip(default, value, strict=True))
     return value
 
 
@@ -397,7 +398,8 @@ def apply_overrides(config: WorldConfig, overrides: dict[str, Any]) -> WorldConf
     sections = {f.name for f in fields(config)}
     unknown = sorted(set(overrides) - sections)
     if unknown:
-        raise ConfigError(f"unknown config section(s) {unknown}; expected some of {sorted(sections)}")
+        raise ConfigError(f"unknown config section(s) {unknown}; "
+                          f"expected some of {sorted(sections)}")
     changes = {}
     for name, values in overrides.items():
         current = getattr(config, name)

@@ -69,7 +69,10 @@ def working_crs(extent: ExtentConfig) -> str:
 
 def snapped_grid(crs: str, bounds: tuple[float, float, float, float], pixel: float,
                  multiple: int = 1) -> Grid:
-    """The grid of pixel ``pixel`` covering ``bounds``, snapped outward; sizes a multiple of ``multiple``."""
+    """The grid of pixel ``pixel`` covering ``bounds``, snapped outward.
+
+    Its sizes are a multiple of ``multiple``.
+    """
     left, bottom, right, top = bounds
     step = pixel * multiple
     left = math.floor(left / step) * step

@@ -51,7 +51,8 @@ def settlement_radiance(s: Settlements, cfg: LightsConfig, isp_threshold: float)
     Below the ISP threshold the lights fade out (a smoothstep from ``fringe_start·threshold`` to
     the threshold): scattered houses outside the impervious mask are dimly lit.
     """
-    level = cfg.base_radiance * s.econ * (s.population / cfg.reference_population) ** cfg.size_exponent
+    size = (s.population / cfg.reference_population) ** cfg.size_exponent
+    level = cfg.base_radiance * s.econ * size
     level = np.append(level, 0.0).astype(np.float32)  # owner -1 -> 0
     lo = cfg.fringe_start * isp_threshold
     t = np.clip((s.density - lo) / max(isp_threshold - lo, 1e-6), 0.0, 1.0)
@@ -61,9 +62,13 @@ def settlement_radiance(s: Settlements, cfg: LightsConfig, isp_threshold: float)
 
 def _stamp_rects(shape: tuple[int, int], allowed: np.ndarray, centres: np.ndarray,
                  sizes: np.ndarray) -> np.ndarray:
-    """Mask of axis-aligned rectangles (centres (row, col), sizes (h, w) in pixels) ∩ ``allowed``."""
+    """Mask of axis-aligned rectangles ∩ ``allowed``.
+
+    ``centres`` are (row, col) and ``sizes`` (h, w), both in pixels.
+    """
     mask = np.zeros(shape, dtype=bool)
-    for (r, c), (h, w) in zip(centres.astype(int), np.maximum(sizes.astype(int), 1)):
+    for (r, c), (h, w) in zip(centres.astype(int), np.maximum(sizes.astype(int), 1),
+                              strict=True):
         rows = slice(max(r - h // 2, 0), min(r + (h + 1) // 2, shape[0]))
         cols = slice(max(c - w // 2, 0), min(c + (w + 1) // 2, shape[1]))
         mask[rows, cols] = True
@@ -77,7 +82,7 @@ def _ports(terrain: Terrain, s: Settlements, cfg: LightsConfig,
     px = terrain.pixel
     f = terrain.coarse_factor
     ports = np.zeros(shape, dtype=bool)
-    for (r0, c0), rad, pop in zip(s.centres, s.radius_px, s.population):
+    for (r0, c0), rad in zip(s.centres, s.radius_px, strict=True):
         cr, cc = min(int(r0) // f, terrain.coarse_water_distance_m.shape[0] - 1), \
             min(int(c0) // f, terrain.coarse_water_distance_m.shape[1] - 1)
         if terrain.coarse_water_distance_m[cr, cc] > rad * px + 600.0:
@@ -94,7 +99,8 @@ def _ports(terrain: Terrain, s: Settlements, cfg: LightsConfig,
         pr, pc = wr[np.argmin(d)] + rows.start, wc[np.argmin(d)] + cols.start
         prad = min(150.0 + 0.3 * rad * px, 800.0) / px
         yy, xx = np.mgrid[rows, cols]
-        ports[rows, cols] |= ((yy - pr) ** 2 + (xx - pc) ** 2 <= prad**2) & terrain.water[rows, cols]
+        disc = (yy - pr) ** 2 + (xx - pc) ** 2 <= prad**2
+        ports[rows, cols] |= disc & terrain.water[rows, cols]
     return ports
 
 
@@ -210,7 +216,7 @@ def build_lights(terrain: Terrain, cover: np.ndarray, s: Settlements, cfg: Light
     still_dark = _patch_mask(shape, s.dark_patches[keep], terrain.water) & s.dark
     switched_on = s.dark & ~still_dark
     lr = compose(still_dark, boats_lr, flares_lr)
-    block = max(int(round(cfg.mismatch_block_m / px)), 1)
+    block = max(round(cfg.mismatch_block_m / px), 1)
     switched_off = _switch_blocks(shape, hr >= cfg.lit_threshold, block,
                                   cfg.switch_off_fraction, rng)
     lr = np.where(switched_off, lr * np.float32(0.1), lr).astype(np.float32)

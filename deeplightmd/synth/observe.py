@@ -22,7 +22,7 @@ from rasterio.features import rasterize
 from rasterio.warp import reproject, transform_geom
 from shapely.geometry import box, mapping
 
-from deeplightmd.sensor import SensorModel, blur_and_shift, block_mean, radiometric
+from deeplightmd.sensor import SensorModel, block_mean, blur_and_shift, radiometric
 from deeplightmd.synth.config import DmoConfig, LightsConfig
 from deeplightmd.synth.grids import LONLAT, Grid
 from deeplightmd.synth.landcover import BARE, BUILT, CROPLAND, FOREST, WATER

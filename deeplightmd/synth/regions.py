@@ -40,7 +40,8 @@ def _irregular_disc(x: float, y: float, radius: float, rng: np.random.Generator)
     r = np.ones_like(theta)
     for order in (2, 3, 4):
         r += rng.uniform(0.02, 0.08) * np.cos(order * theta + rng.uniform(0, 2 * np.pi))
-    return Polygon(np.column_stack([x + radius * r * np.cos(theta), y + radius * r * np.sin(theta)]))
+    return Polygon(np.column_stack([x + radius * r * np.cos(theta),
+                                    y + radius * r * np.sin(theta)]))
 
 
 def place_test_regions(extent: ExtentConfig, work_crs: str, candidates_m: np.ndarray,
@@ -54,8 +55,9 @@ def place_test_regions(extent: ExtentConfig, work_crs: str, candidates_m: np.nda
     clip = extent.clip_km * 1000.0
     inner = world_m.buffer(-(clip + 1.1 * radius))
     if inner.is_empty:
-        raise ConfigError(f"the world ({extent.width_lr}x{extent.height_lr} LR pixels) is too small "
-                          f"for test regions of {extent.test_region_km} km one clip from its edge")
+        raise ConfigError(f"the world ({extent.width_lr}x{extent.height_lr} LR pixels) is too "
+                          f"small for test regions of {extent.test_region_km} km one clip from "
+                          f"its edge")
     lo_x, lo_y, hi_x, hi_y = inner.bounds
     extra = np.column_stack([rng.uniform(lo_x, hi_x, 400), rng.uniform(lo_y, hi_y, 400)])
     chosen: list[np.ndarray] = []
@@ -70,7 +72,7 @@ def place_test_regions(extent: ExtentConfig, work_crs: str, candidates_m: np.nda
         raise ConfigError("no room for three separated test regions; enlarge extent.width_lr/"
                           "height_lr or reduce extent.test_region_km")
     polys = {}
-    for name, (x, y) in zip(TEST_REGIONS, chosen):
+    for name, (x, y) in zip(TEST_REGIONS, chosen, strict=True):
         poly_m = _irregular_disc(x, y, radius, rng)
         polys[name] = shapely.transform(
             poly_m, lambda xy: np.column_stack(to_ll.transform(xy[:, 0], xy[:, 1])))
@@ -85,9 +87,9 @@ def split_provinces(bounds: tuple[float, float, float, float], tests: dict[str, 
     x = np.linspace(west, east, 33)
     y = 0.5 * (south + north) + 0.12 * (north - south) * np.cumsum(rng.normal(0, 0.25, x.size))
     y = np.clip(y, south + 0.2 * (north - south), north - 0.2 * (north - south))
-    cutter = Polygon(list(LineString(np.column_stack([x, y])).coords)
-                     + [(east + 1, y[-1]), (east + 1, north + 1), (west - 1, north + 1),
-                        (west - 1, y[0])])
+    cutter = Polygon([*LineString(np.column_stack([x, y])).coords,
+                      (east + 1, y[-1]), (east + 1, north + 1), (west - 1, north + 1),
+                      (west - 1, y[0])])
     north_part = rest.intersection(cutter)
     south_part = rest.difference(cutter)
     return {OTHER_PROVINCES[0]: north_part, OTHER_PROVINCES[1]: south_part}
@@ -100,8 +102,8 @@ def admin_units(province: Any, lat: float, rng: np.random.Generator,
     One cell per ``ADMIN_AREA_KM2`` of area, and at least ``min_units`` cells.
     """
     km_per_deg_x = 111.32 * np.cos(np.radians(lat))
-    area_km2 = province.area * km_per_deg_x * 111.32
-    n = max(int(round(area_km2 / ADMIN_AREA_KM2)), min_units)
+    area_km2 = float(province.area * km_per_deg_x * 111.32)
+    n = max(round(area_km2 / ADMIN_AREA_KM2), min_units)
     minx, miny, maxx, maxy = province.bounds
     seeds: list[tuple[float, float]] = []
     prepared = prep(province)

@@ -122,7 +122,7 @@ def road_edges(sites: np.ndarray, cfg: SettlementConfig,
     """Road links: minimum spanning tree plus some second-nearest-neighbour links."""
     d = cdist(sites, sites)
     mst = minimum_spanning_tree(d).tocoo()
-    edges = {tuple(sorted((int(i), int(j)))) for i, j in zip(mst.row, mst.col)}
+    edges = {tuple(sorted((int(i), int(j)))) for i, j in zip(mst.row, mst.col, strict=True)}
     order = np.argsort(d, axis=1)
     for i in range(len(sites)):
         if len(sites) > 2 and rng.uniform() < cfg.extra_road_prob:
@@ -142,7 +142,7 @@ def build_settlements(terrain: Terrain, cfg: SettlementConfig,
     texture = smooth_noise(shape, 2, 2.0, rng)
     density = np.zeros(shape, dtype=np.float32)
     owner = np.full(shape, -1, dtype=np.int32)
-    for k, ((r0, c0), rad) in enumerate(zip(sites, radius_px)):
+    for k, ((r0, c0), rad) in enumerate(zip(sites, radius_px, strict=True)):
         reach = int(np.ceil(2.2 * rad)) + 2
         rows = slice(max(int(r0) - reach, 0), min(int(r0) + reach + 1, shape[0]))
         cols = slice(max(int(c0) - reach, 0), min(int(c0) + reach + 1, shape[1]))

@@ -101,7 +101,6 @@ def _route_rivers(elev: np.ndarray, n_rivers: int, rng: np.random.Generator) -> 
     """Least-cost river paths (coarse (row, col)) from high sources to the lowest edge cell."""
     if n_rivers == 0:
         return []
-    h, w = elev.shape
     edge = np.zeros_like(elev, dtype=bool)
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
     outlet = np.unravel_index(np.argmin(np.where(edge, elev, np.inf)), elev.shape)
@@ -174,7 +173,7 @@ def build_terrain(shape: tuple[int, int], pixel: float, cfg: TerrainConfig,
     for i, path in enumerate(river_paths):
         width_px = cfg.river_width_m * (1.0 if i == 0 else 0.6) / pixel
         line = polyline_mask(shape, [path])
-        radius = max(int(round(width_px / 2)), 0)
+        radius = max(round(width_px / 2), 0)
         water |= ndimage.binary_dilation(line, disk(radius)) if radius else line
     # lakes in low, flat places
     if cfg.n_lakes:

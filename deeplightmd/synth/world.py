@@ -8,9 +8,10 @@ import shutil
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -19,11 +20,18 @@ from tqdm import tqdm
 
 from deeplightmd._version import __version__
 from deeplightmd.errors import ConfigError
-from deeplightmd.sensor import blur_and_shift, block_mean
+from deeplightmd.sensor import block_mean, blur_and_shift
 from deeplightmd.synth import observe
 from deeplightmd.synth.config import ZONE_BOUNDARY_LON, WorldConfig, resolve_config
-from deeplightmd.synth.grids import (ALBERS, UTM49, UTM50, Grid, lonlat_grid, product_grid,
-                                     working_grid)
+from deeplightmd.synth.grids import (
+    ALBERS,
+    UTM49,
+    UTM50,
+    Grid,
+    lonlat_grid,
+    product_grid,
+    working_grid,
+)
 from deeplightmd.synth.landcover import add_built_up, natural_landcover
 from deeplightmd.synth.lights import build_lights
 from deeplightmd.synth.regions import TEST_REGIONS, place_test_regions, write_regions
@@ -54,7 +62,8 @@ def check_output_dir(out_dir: str | Path, overwrite: bool) -> Path:
     while not parent.exists():
         parent = parent.parent
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"output directory {out} is not writable (no write permission on {parent})")
+        raise ConfigError(f"output directory {out} is not writable "
+                          f"(no write permission on {parent})")
     return out
 
 
@@ -98,9 +107,9 @@ def _check_covered(work: Grid, grids: dict[str, Grid]) -> None:
     """Every product grid must lie inside the working grid (else its edges would be empty)."""
     left, bottom, right, top = work.bounds
     for name, grid in grids.items():
-        l, b, r, t = transform_bounds(grid.rasterio_crs, work.rasterio_crs, *grid.bounds,
-                                      densify_pts=101)
-        if l < left or b < bottom or r > right or t > top:
+        g_left, g_bottom, g_right, g_top = transform_bounds(
+            grid.rasterio_crs, work.rasterio_crs, *grid.bounds, densify_pts=101)
+        if g_left < left or g_bottom < bottom or g_right > right or g_top > top:
             raise RuntimeError(f"product grid {name} is not covered by the working grid")
 
 
@@ -120,10 +129,10 @@ def _clip_estimate(cfg: WorldConfig, work: Grid, tests: dict[str, Any]) -> int:
     world = project(box(*cfg.extent.bounds_lonlat).segmentize(0.01))
     held = unary_union([project(t.segmentize(0.01)) for t in tests.values()])
     clip = cfg.extent.clip_km * 1000.0
-    l, b, r, t = world.bounds
+    left, bottom, right, top = world.bounds
     count = 0
-    for x in np.arange(l, r - clip + 1e-6, clip):
-        for y in np.arange(b, t - clip + 1e-6, clip):
+    for x in np.arange(left, right - clip + 1e-6, clip):
+        for y in np.arange(bottom, top - clip + 1e-6, clip):
             cell = box(x, y, x + clip, y + clip)
             if world.contains(cell) and not cell.intersects(held):
                 count += 1
@@ -220,7 +229,8 @@ def generate_world(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
                 nir_swir[b] = block_mean(refl, ratio_work)
             for name in bands:
                 gain = cfg.dmo.scene_gain_east if name == "dmo_utm50" else 1.0
-                scene = observe.warp(refl, work, grids[name], Resampling.bilinear) * np.float32(gain)
+                scene = observe.warp(refl, work, grids[name], Resampling.bilinear)
+                scene = scene * np.float32(gain)
                 bands[name].append(observe.to_dn(scene, footprints[name]))
         for name, layers in bands.items():
             observe.write_geotiff(
@@ -243,7 +253,8 @@ def generate_world(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
         done("ISP")
 
         a = work.transform
-        centres_m = np.column_stack([a.c + a.a * towns.centres[:, 1], a.f + a.e * towns.centres[:, 0]])
+        centres_m = np.column_stack([a.c + a.a * towns.centres[:, 1],
+                                     a.f + a.e * towns.centres[:, 0]])
         tests = place_test_regions(ext, work.crs, centres_m, step_rng(seed, "regions"))
         write_regions(tmp, ext.bounds_lonlat, tests, step_rng(seed, "admin"), REGIONS_FILE,
                       ADMIN_FILE)
