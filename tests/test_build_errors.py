@@ -72,7 +72,7 @@ def test_manifest_typos_are_named(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['resamplin'\] in manifest section "
                                           r"'sources.dem'"):
         load_manifest("tiny", sources__dem__resamplin="bilinear")
-    with pytest.raises(ConfigError, match="sources.dem.resampling must be one of"):
+    with pytest.raises(ConfigError, match=r"sources.dem.resampling must be one of"):
         load_manifest("tiny", sources__dem__resampling="bicubicx")
     with pytest.raises(ConfigError, match=r"sources.dmo.bands must list 7 band\(s\)"):
         load_manifest("tiny", sources__dmo__bands=[1, 2, 3])
@@ -91,6 +91,8 @@ def test_presets_load_and_resolve_against_the_world(tmp_path):
     assert tiny.hr_clip == 64 and tiny.grid.hr_pixel_size == 60 and tiny.grid.ratio == 8
     assert tiny.resolve("hr_ntl.tif") == str(tmp_path.resolve() / "hr_ntl.tif")
     assert load_manifest("demo", world_dir=tmp_path).hr_clip == 128
+    large = load_manifest("large", world_dir=tmp_path)
+    assert large.hr_clip == 256 and large.world.preset == "large"
     paper = load_manifest("paper", world_dir=tmp_path)
     assert (paper.splits.train, paper.splits.val, paper.splits.test) == (18032, 2254, 2254)
     assert paper.grid.lr_clip == 256 and paper.hr_clip == 2048
@@ -142,6 +144,6 @@ def test_split_rules_on_a_synthetic_lattice():
     with pytest.warns(UserWarning, match="using 8:1:1 counts"):
         ratio = split_clips(eligible, (20, 20), SplitSpec(400, 20, 20, 3, 1, "ratio"), seed=1)
     c = ratio.counts()
-    assert c["val"] == c["test"] and c["train"] == 8 * c["val"] or c["train"] > 6 * c["val"]
+    assert (c["val"] == c["test"] and c["train"] == 8 * c["val"]) or c["train"] > 6 * c["val"]
     with pytest.raises(ConfigError, match="too few clips to split"):
         split_clips(eligible[:3], (20, 20), SplitSpec(400, 20, 20, 3, 1, "ratio"), seed=1)

@@ -6,6 +6,10 @@
   codec (zstd): the speed limit of the write path.
 * **naive** — per clip, ``rasterio.warp.reproject`` of every modality from sources read fully into
   memory first (the obvious script); timed on a sample of clips and reported per megapixel.
+* **warp only** — the build's own reads of every clip (the same runs of adjacent clips, GDAL
+  warps with the manifest's resampling, fill and typing) without writing anything: the compute
+  that any build honouring the manifest must do besides the write, so ``floor / (floor + warp)``
+  bounds what a build on one core can reach relative to the floor.
 * **memory** — peak RSS of a 1-worker build of the same world and clip size with a fraction of
   the clips (``--rss-fraction``), next to the full one: it must not grow with the number of clips.
   (The RSS includes GDAL's block cache, bounded by ``GDAL_CACHEMAX``: 5 % of RAM by default.)
@@ -16,8 +20,8 @@ The machine (CPU model, cores, load average before and after) is part of the rep
 
 Usage::
 
-    python -m benchmarks.speed.build_speed --preset demo --out-json speed.json [--world DIR] \
-        [--rss-fraction 0.25] [--schedulers threads,processes]
+    python -m benchmarks.speed.build_speed --presets demo,large --out-json speed.json \
+        [--world DIR] [--rss-fraction 0.25] [--schedulers threads,processes]
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ from deeplightmd.build import load_manifest
 from deeplightmd.build.grid import TargetGrid
 from deeplightmd.build.inspect import store_size
 from deeplightmd.build.manifest import ensure_world
-from deeplightmd.build.sources import make_readers
+from deeplightmd.build.pipeline import ClipReader, clip_runs, run_length
+from deeplightmd.build.sources import make_derived, make_readers
 from deeplightmd.build.store import compressors
 from deeplightmd.store_format import MODALITIES, SPLITS, read_store_attrs
 
@@ -139,7 +144,7 @@ def naive_reproject(manifest_preset: str, world: Path, store: str, sample: int) 
     g = zarr.open_group(store, mode="r", path="train")
     rows, cols = g["row"][:sample], g["col"][:sample]
     t, cpu0 = time.perf_counter(), time.process_time()
-    for r, c in zip(rows, cols):
+    for r, c in zip(rows, cols, strict=True):
         for name, rd in readers.items():
             hr = MODALITIES[name].grid == "hr"
             side = grid.hr_clip if hr else grid.lr_clip
@@ -151,16 +156,80 @@ def naive_reproject(manifest_preset: str, world: Path, store: str, sample: int) 
                           resampling=Resampling[rd.resampling])
     seconds, cpu = time.perf_counter() - t, time.process_time() - cpu0
     hr_mpx = len(rows) * grid.hr_clip ** 2 / 1e6
-    return {"clips": int(len(rows)), "seconds": seconds, "cpu_s": cpu,
+    return {"clips": len(rows), "seconds": seconds, "cpu_s": cpu,
             "full_read_seconds": read_seconds, "hr_mpx_per_s": hr_mpx / seconds,
             "hr_mpx_per_cpu_s": hr_mpx / cpu}
+
+
+def warp_only(manifest_preset: str, world: Path, store: str) -> dict[str, Any]:
+    """The build's reads of every clip of ``store`` (same runs, same warps), nothing written."""
+    m = load_manifest(manifest_preset, world_dir=world)
+    attrs = read_store_attrs(store)
+    grid = TargetGrid.from_dict(attrs["grid"])
+    readers = make_readers(m)
+    reader = ClipReader(grid, readers, make_derived(m, readers), m.seed)
+    runs = []
+    for split in SPLITS:
+        g = zarr.open_group(store, mode="r", path=split)
+        clips = list(zip(g["row"][:].tolist(), g["col"][:].tolist(), strict=True))
+        runs += clip_runs(clips, run_length(grid))
+    t, cpu0 = time.perf_counter(), time.process_time()
+    clips_read = sum(len(reader.read_run(row, col0, n)) for _, row, col0, n in runs)
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu0
+    hr_mpx = clips_read * grid.hr_clip ** 2 / 1e6
+    return {"clips": clips_read, "runs": len(runs), "seconds": seconds, "cpu_s": cpu,
+            "hr_mpx_per_s": hr_mpx / seconds, "hr_mpx_per_cpu_s": hr_mpx / cpu}
+
+
+def measure_preset(preset: str, world: Path | None, schedulers: list[str], naive_sample: int,
+                   rss_fraction: float) -> dict[str, Any]:
+    """Builds (1 worker, then 2 per scheduler), floor, naive, warp-only and memory of a preset,
+    with the ratios between them."""
+    manifest = load_manifest(preset, world_dir=world)
+    ensure_world(manifest)
+    world = manifest.base_dir
+    with tempfile.TemporaryDirectory(prefix="deeplight-speed-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        builds = [timed_build(preset, world, str(tmp / "w1.zarr"), 1)]
+        builds += [timed_build(preset, world, str(tmp / f"w2-{s}.zarr"), 2, s)
+                   for s in schedulers]
+        floor = floor_write(str(tmp / "w1.zarr"), tmp)
+        warp = warp_only(preset, world, str(tmp / "w1.zarr"))
+        naive = naive_reproject(preset, world, str(tmp / "w1.zarr"), naive_sample)
+        keys = ("clips", "peak_rss_mb", "seconds")
+        memory = [{k: builds[0][k] for k in keys}]
+        if rss_fraction > 0:
+            few = {f"splits__{s}": max(1, round(getattr(manifest.splits, s) * rss_fraction))
+                   for s in SPLITS}
+            rss = timed_build(preset, world, str(tmp / "rss.zarr"), 1, overrides=few)
+            memory.insert(0, {k: rss[k] for k in keys})
+    w1 = builds[0]
+    ratios: dict[str, float] = {
+        "build_w1_over_floor_mb_s": w1["mb_per_s"] / floor["mb_per_s"],
+        "build_w1_over_floor_mb_per_cpu_s": w1["mb_per_cpu_s"] / floor["mb_per_cpu_s"],
+        "build_w1_over_naive_mpx_s": w1["hr_mpx_per_s"] / naive["hr_mpx_per_s"],
+        "clip_stage_w1_over_naive_mpx_s": w1["clip_stage_hr_mpx_per_s"] / naive["hr_mpx_per_s"],
+        "warp_only_over_floor_cpu_s": warp["cpu_s"] / floor["cpu_s"],
+        "one_core_bound_over_floor": floor["cpu_s"] / (floor["cpu_s"] + warp["cpu_s"]),
+        "build_w1_cpu_over_warp_plus_floor_cpu": w1["cpu_s"] / (warp["cpu_s"] + floor["cpu_s"]),
+    }
+    for b in builds[1:]:
+        tag = f"w2_{b['scheduler']}"
+        ratios[f"build_{tag}_over_floor_mb_s"] = b["mb_per_s"] / floor["mb_per_s"]
+        ratios[f"build_{tag}_over_naive_mpx_s"] = b["hr_mpx_per_s"] / naive["hr_mpx_per_s"]
+        ratios[f"{tag}_speedup"] = w1["seconds"] / b["seconds"]
+        ratios[f"{tag}_same_fingerprint"] = float(b["fingerprint"] == w1["fingerprint"])
+    return {"preset": preset, "builds": builds, "floor": floor, "warp_only": warp,
+            "naive": naive, "memory": memory, "ratios": ratios}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write/print the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="demo")
-    parser.add_argument("--world", type=Path, help="synthetic world dir (default: cache)")
+    parser.add_argument("--presets", default="demo",
+                        help="comma-separated manifest presets to measure (e.g. demo,large)")
+    parser.add_argument("--world", type=Path,
+                        help="synthetic world dir (one preset only; default: the cache)")
     parser.add_argument("--out-json", type=Path)
     parser.add_argument("--naive-sample", type=int, default=24)
     parser.add_argument("--schedulers", default="threads",
@@ -169,43 +238,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="also build this fraction of the clips (1 worker) to compare peak "
                              "RSS; 0 to skip")
     args = parser.parse_args(argv)
-    manifest = load_manifest(args.preset, world_dir=args.world)
-    ensure_world(manifest)
-    world = manifest.base_dir
+    presets = args.presets.split(",")
+    if args.world is not None and len(presets) > 1:
+        parser.error("--world applies to one preset; leave it out to use the cache")
     host = machine()
-    with tempfile.TemporaryDirectory(prefix="deeplight-speed-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        builds = [timed_build(args.preset, world, str(tmp / "w1.zarr"), 1)]
-        builds += [timed_build(args.preset, world, str(tmp / f"w2-{s}.zarr"), 2, s)
-                   for s in args.schedulers.split(",")]
-        floor = floor_write(str(tmp / "w1.zarr"), tmp)
-        naive = naive_reproject(args.preset, world, str(tmp / "w1.zarr"), args.naive_sample)
-        keys = ("clips", "peak_rss_mb", "seconds")
-        memory = [{k: builds[0][k] for k in keys}]
-        if args.rss_fraction > 0:
-            few = {f"splits__{s}": max(1, round(getattr(manifest.splits, s) * args.rss_fraction))
-                   for s in SPLITS}
-            rss = timed_build(args.preset, world, str(tmp / "rss.zarr"), 1, overrides=few)
-            memory.insert(0, {k: rss[k] for k in keys})
-    w1 = builds[0]
-    ratios: dict[str, float] = {
-        "build_w1_over_floor_mb_s": w1["mb_per_s"] / floor["mb_per_s"],
-        "build_w1_over_floor_mb_per_cpu_s": w1["mb_per_cpu_s"] / floor["mb_per_cpu_s"],
-        "build_w1_over_naive_mpx_s": w1["hr_mpx_per_s"] / naive["hr_mpx_per_s"],
-        "clip_stage_w1_over_naive_mpx_s": w1["clip_stage_hr_mpx_per_s"] / naive["hr_mpx_per_s"],
-    }
-    for b in builds[1:]:
-        tag = f"w2_{b['scheduler']}"
-        ratios[f"build_{tag}_over_floor_mb_s"] = b["mb_per_s"] / floor["mb_per_s"]
-        ratios[f"build_{tag}_over_naive_mpx_s"] = b["hr_mpx_per_s"] / naive["hr_mpx_per_s"]
-        ratios[f"{tag}_speedup"] = w1["seconds"] / b["seconds"]
-        ratios[f"{tag}_same_fingerprint"] = float(b["fingerprint"] == w1["fingerprint"])
+    results = [measure_preset(p, args.world, args.schedulers.split(","), args.naive_sample,
+                              args.rss_fraction) for p in presets]
     host["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    report = {
-        "preset": args.preset, "machine": host, "builds": builds, "floor": floor,
-        "naive": naive, "memory": memory, "ratios": ratios,
-        "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    report = {"machine": host, "presets": results,
+              "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     return emit_report(report, args.out_json)
 
 

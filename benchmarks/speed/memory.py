@@ -72,7 +72,8 @@ def predict_memory(store: str, sides: tuple[int, int], method: str = "bicubic", 
                 sr_shape = (src.height, src.width)
             sr_mpx = sr_shape[0] * sr_shape[1] / 1e6
             runs.append({"lr_side": side, "sr_shape": list(sr_shape), "sr_mpx": sr_mpx,
-                         "sr_float32_mb": sr_mpx * 4, **res, "sr_mpx_per_s": sr_mpx / res["seconds"]})
+                         "sr_float32_mb": sr_mpx * 4, **res,
+                         "sr_mpx_per_s": sr_mpx / res["seconds"]})
     small, large = runs
     return {"method": method, "tile": tile, "overlap": overlap, "runs": runs,
             "pixel_ratio": large["sr_mpx"] / small["sr_mpx"],
