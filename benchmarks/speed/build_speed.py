@@ -10,8 +10,9 @@
   warps with the manifest's resampling, fill and typing) without writing anything: the compute
   that any build honouring the manifest must do besides the write, so ``floor / (floor + warp)``
   bounds what a build on one core can reach relative to the floor.
-* **memory** — peak RSS of a 1-worker build of the same world and clip size with a fraction of
-  the clips (``--rss-fraction``), next to the full one: it must not grow with the number of clips.
+* **memory** — peak RSS (the child's own ``VmHWM``, see :mod:`benchmarks.speed.peak`) of a
+  1-worker build of the same world and clip size with a fraction of the clips
+  (``--rss-fraction``), next to the full one: it must not grow with the number of clips.
   (The RSS includes GDAL's block cache, bounded by ``GDAL_CACHEMAX``: 5 % of RAM by default.)
 
 Every timing is wall-clock and CPU time (user + system of the process and its children): on a
@@ -45,6 +46,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
 from benchmarks.speed import emit_report
+from benchmarks.speed.peak import peak_rss_mb
 from deeplightmd.build import load_manifest
 from deeplightmd.build.grid import TargetGrid
 from deeplightmd.build.inspect import store_size
@@ -55,7 +57,8 @@ from deeplightmd.build.store import compressors
 from deeplightmd.store_format import MODALITIES, SPLITS, read_store_attrs
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
+from benchmarks.speed.peak import peak_rss_mb
 from deeplightmd.build import build_store, load_manifest
 m = load_manifest(sys.argv[1], world_dir=sys.argv[2], **json.loads(sys.argv[6]))
 scheduler = sys.argv[5] if sys.argv[5] != "default" else None
@@ -63,7 +66,7 @@ t, c = time.perf_counter(), time.process_time()
 build_store(m, sys.argv[3], workers=int(sys.argv[4]), scheduler=scheduler, overwrite=True,
             progress=False)
 print(json.dumps({"seconds": time.perf_counter() - t, "cpu_s": time.process_time() - c,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               args.rss_fraction) for p in presets]
     host["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     report = {"machine": host, "presets": results,
-              "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "driver_peak_rss_mb": peak_rss_mb()}
     return emit_report(report, args.out_json)
 
 

@@ -2,8 +2,9 @@
 
 ``deeplightmd predict`` (tiled, row-band blending, COG written band by band) runs on two LR
 rasters whose sides differ by ``scale`` (so the SR output differs by ``scale²`` in pixels); the
-peak RSS of each child is read from the kernel with ``os.wait4`` (``ru_maxrss``), so nothing
-is sampled and no third-party package is needed. Bounded-memory inference means the ratio of
+peak RSS of each child is its own ``VmHWM``, read by :mod:`benchmarks.speed.peak` when it ends
+(not ``wait4``'s ``ru_maxrss``, which Linux carries over from the parent), so nothing is sampled
+and no third-party package is needed. Bounded-memory inference means the ratio of
 peak RSS stays near 1 while the ratio of pixels is ``scale²``.
 
 Usage::
@@ -14,7 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import subprocess
 import sys
 import tempfile
@@ -44,16 +45,20 @@ def write_lr_raster(path: Path, side: int, seed: int = 0) -> Path:
     return path
 
 
-def child_peak_rss(cmd: list[str]) -> dict[str, Any]:
-    """Run ``cmd``; wall time, exit code and the child's peak RSS in MB (``os.wait4``)."""
+def child_peak_rss(module: str, args: list[str]) -> dict[str, Any]:
+    """Run ``python -m module args`` under :mod:`benchmarks.speed.peak`; wall time and the
+    child's own peak RSS in MB."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-500:]}")
-    return {"seconds": time.perf_counter() - start, "peak_rss_mb": usage.ru_maxrss / 1024}
+    with tempfile.TemporaryDirectory(prefix="deeplight-peak-") as tmp:
+        report = Path(tmp) / "peak.json"
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.speed.peak", str(report), module,
+                               *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{module} {' '.join(args)} failed ({proc.returncode}): "
+                               f"{proc.stderr[-500:]}")
+        peak = json.loads(report.read_text())["peak_rss_mb"]
+    return {"seconds": time.perf_counter() - start, "peak_rss_mb": peak}
 
 
 def predict_memory(store: str, sides: tuple[int, int], method: str = "bicubic", tile: int = 64,
@@ -64,10 +69,10 @@ def predict_memory(store: str, sides: tuple[int, int], method: str = "bicubic", 
         tmp = Path(tmp_dir)
         for side in sides:
             lr = write_lr_raster(tmp / f"lr{side}.tif", side)
-            cmd = [sys.executable, "-m", "deeplightmd.cli", "predict", "--method", method,
-                   "--store", store, "--lr", str(lr), "--out", str(tmp / f"sr{side}.tif"),
-                   "--tile", str(tile), "--overlap", str(overlap), "--device", "cpu", "--quiet"]
-            res = child_peak_rss(cmd)
+            args = ["predict", "--method", method, "--store", store, "--lr", str(lr), "--out",
+                    str(tmp / f"sr{side}.tif"), "--tile", str(tile), "--overlap", str(overlap),
+                    "--device", "cpu", "--quiet"]
+            res = child_peak_rss("deeplightmd.cli", args)
             with rasterio.open(tmp / f"sr{side}.tif") as src:
                 sr_shape = (src.height, src.width)
             sr_mpx = sr_shape[0] * sr_shape[1] / 1e6

@@ -1,0 +1,61 @@
+"""The speed benchmarks measure what they claim (not how fast: timings are never asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.speed.build_speed import warp_only
+from benchmarks.speed.peak import peak_rss_mb
+from benchmarks.speed.train_speed import method_train_rates, synthetic_batch
+from deeplightmd.store_format import MODALITIES, read_store_attrs
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_child_peak_is_its_own_not_the_parents(tmp_path: Path):
+    ballast = np.ones(400 * 2 ** 20 // 8)  # 400 MB touched in this (parent) process
+    assert peak_rss_mb() > 400
+    out = tmp_path / "peak.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.speed.peak", str(out), "platform"],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip()  # the module really ran as __main__
+    child = json.loads(out.read_text())["peak_rss_mb"]
+    assert 1 < child < 200, child  # ru_maxrss would report the parent's > 400 MB here
+    del ballast
+
+
+def test_peak_keeps_the_exit_status(tmp_path: Path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.speed.peak", str(tmp_path / "p.json"),
+                           "deeplightmd.cli", "info", str(tmp_path / "missing.zarr")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and (tmp_path / "p.json").exists()
+
+
+def test_warp_only_reads_every_clip_of_the_store(tiny_world: Path, tiny_store: str):
+    res = warp_only("tiny", tiny_world, tiny_store)
+    assert res["clips"] == sum(read_store_attrs(tiny_store)["splits"].values())
+    assert res["runs"] <= res["clips"] and res["hr_mpx_per_s"] > 0
+
+
+def test_synthetic_batch_has_the_protocol_shapes():
+    batch = synthetic_batch(2, 4, 8, torch.device("cpu"))
+    assert set(batch) == set(MODALITIES)
+    assert batch["lr_ntl"].shape == (2, 1, 4, 4) and batch["dmo"].shape == (2, 7, 32, 32)
+    assert set(batch["isp"].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_train_rates_skip_untrainable_methods_and_scale_to_the_budget():
+    rows = method_train_rates(["bicubic", "srcnn"], "small", torch.device("cpu"), steps=2,
+                              warmup=1)
+    assert [r["method"] for r in rows] == ["srcnn"]  # bicubic is not trainable: skipped
+    row = rows[0]
+    assert row["batch"] == 8 and row["lr_crop"] == 16 and row["budget_steps"] == 300
+    assert row["budget_hours"] == pytest.approx(300 / row["steps_per_s"] / 3600)
+    assert row["time_per_step_over_edsr"] is None  # no EDSR in this run
