@@ -102,7 +102,7 @@ def run_suite(out_dir: Path, quick: bool, world: Path | None = None,
         floor = build_speed.floor_write(store, tmp)
         naive = build_speed.naive_reproject(cfg.preset, manifest.base_dir, store,
                                             cfg.naive_sample)
-        warp = build_speed.warp_only(cfg.preset, manifest.base_dir, store)
+        warp = build_speed.timed_warp_only(cfg.preset, manifest.base_dir, store)["warm"]
         report["build"] = {"preset": cfg.preset, "runs": builds, "floor": floor, "naive": naive,
                            "warp_only": warp}
         report["loader"] = loader_speed.run(store, "train", list(cfg.loader_workers),

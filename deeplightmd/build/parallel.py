@@ -39,6 +39,7 @@ class Runner:
             raise ConfigError(f"scheduler must be one of {LOCAL_SCHEDULERS} or a dask.distributed "
                               f"address like tcp://host:8786, got {self.scheduler!r}")
         self._client: Any = None
+        self._pool: Any = None
 
     @property
     def distributed(self) -> bool:
@@ -58,10 +59,24 @@ class Runner:
         return self._client
 
     def close(self) -> None:
-        """Disconnect from a distributed scheduler (no-op locally)."""
+        """Disconnect from a distributed scheduler and stop local worker processes."""
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _process_pool(self) -> Any:
+        """One pool of worker processes for every stage (dask would start one per compute)."""
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context(dask.config.get("multiprocessing.context",
+                                                                  "spawn"))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        return self._pool
 
     def map(self, fn: Callable[..., Any], items: Sequence[Any], desc: str,
             *args: Any) -> list[Any]:
@@ -86,8 +101,10 @@ class Runner:
             client = self.client()
             futures = client.compute(list(delayed))
             return tuple(client.gather(futures))
+        extra = {"pool": self._process_pool()} if self.scheduler == "processes" else {}
         with _TqdmCallback(desc, self.progress):
-            return dask.compute(*delayed, scheduler=self.scheduler, num_workers=self.workers)
+            return dask.compute(*delayed, scheduler=self.scheduler, num_workers=self.workers,
+                                **extra)
 
 
 class _TqdmCallback(Callback):
