@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from benchmarks.speed.build_speed import warp_only
+from benchmarks.speed.crop_read import crop_read_times
 from benchmarks.speed.peak import peak_rss_mb
 from benchmarks.speed.train_speed import method_train_rates, synthetic_batch
 from deeplightmd.store_format import MODALITIES, read_store_attrs
@@ -59,3 +60,10 @@ def test_train_rates_skip_untrainable_methods_and_scale_to_the_budget():
     assert row["batch"] == 8 and row["lr_crop"] == 16 and row["budget_steps"] == 300
     assert row["budget_hours"] == pytest.approx(300 / row["steps_per_s"] / 3600)
     assert row["time_per_step_over_edsr"] is None  # no EDSR in this run
+
+
+def test_crop_read_compares_both_layouts_on_identical_values():
+    res = crop_read_times(bands=2, clips=2, side=64, crop=16, crops=3, inner=16)
+    assert res["chunk_per_clip"]["crop_read_ms"] > 0 and res["sharded"]["crop_read_ms"] > 0
+    assert res["crop_read_speedup"] == pytest.approx(res["chunk_per_clip"]["crop_read_ms"]
+                                                     / res["sharded"]["crop_read_ms"])

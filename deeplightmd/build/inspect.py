@@ -9,6 +9,8 @@ import fsspec
 import google_crc32c
 import numpy as np
 import zarr
+from zarr.codecs import ShardingCodec
+from zarr.codecs.sharding import ShardingCodecIndexLocation
 
 from deeplightmd.build.parallel import Runner
 from deeplightmd.build.pipeline import store_fingerprint
@@ -148,11 +150,35 @@ def _check_splits(root: zarr.Group, attrs: dict[str, Any]) -> list[str]:
 CHECKSUM_BATCH = 256
 
 
-def _checksummed_arrays(root: zarr.Group) -> list[str]:
-    """Paths of the arrays whose codec chain ends with the ``crc32c`` codec."""
-    return [path for path, obj in root.members(max_depth=None)
-            if isinstance(obj, zarr.Array) and obj.metadata.zarr_format == 3
-            and getattr(obj.metadata.codecs[-1], "to_dict", lambda: {})().get("name") == "crc32c"]
+def _codec_name(codec: Any) -> str:
+    return getattr(codec, "to_dict", lambda: {})().get("name", "")
+
+
+def _checksum_layout(arr: zarr.Array) -> int | None:
+    """How an array's objects carry CRC32Cs: ``0`` — one chunk per object with a CRC32C trailer;
+    ``n > 0`` — a shard of ``n`` inner chunks, its index and each inner chunk ending with a
+    CRC32C (index at the end); ``None`` — not checksummed (stores of older toolkits)."""
+    if arr.metadata.zarr_format != 3:
+        return None
+    last = arr.metadata.codecs[-1]
+    if _codec_name(last) == "crc32c":
+        return 0
+    if (isinstance(last, ShardingCodec) and _codec_name(last.codecs[-1]) == "crc32c"
+            and _codec_name(last.index_codecs[-1]) == "crc32c"
+            and last.index_location == ShardingCodecIndexLocation.end):
+        outer = arr.metadata.chunk_grid.chunk_shape
+        return int(np.prod([o // i for o, i in zip(outer, last.chunk_shape, strict=True)]))
+    return None
+
+
+def _checksummed_arrays(root: zarr.Group) -> list[tuple[str, int]]:
+    """``(path, layout)`` of every checksummed array (see :func:`_checksum_layout`)."""
+    out = []
+    for path, obj in root.members(max_depth=None):
+        layout = _checksum_layout(obj) if isinstance(obj, zarr.Array) else None
+        if layout is not None:
+            out.append((path, layout))
+    return out
 
 
 def _chunk_label(array_path: str, key: str) -> str:
@@ -164,29 +190,66 @@ def _chunk_label(array_path: str, key: str) -> str:
     return f"{array_path} chunk {key}"
 
 
-def _checksum_task(job: tuple[str, list[str]], url: str) -> list[str]:
-    array_path, keys = job
+def _trailer_problem(label: str, blob: bytes) -> str | None:
+    """The problem with a chunk's bytes ending in their CRC32C, if any."""
+    if len(blob) < 4:
+        return f"{label}: chunk object is truncated ({len(blob)} bytes)"
+    stored = int.from_bytes(blob[-4:], "little")
+    computed = google_crc32c.value(blob[:-4])
+    if stored != computed:
+        return (f"{label}: CRC32C checksum mismatch (stored {stored:08x}, computed "
+                f"{computed:08x}): the chunk was modified after it was written")
+    return None
+
+
+#: offset and size of an inner chunk that was never written (sharding codec index)
+_EMPTY = np.uint64(2 ** 64 - 1)
+
+
+def _shard_problems(label: str, blob: bytes, n_inner: int) -> list[str]:
+    """Problems of one shard: its index's CRC32C, then each inner chunk's."""
+    size = 16 * n_inner + 4
+    if len(blob) < size:
+        return [f"{label}: shard object is truncated ({len(blob)} bytes, index alone {size})"]
+    index = blob[-size:]
+    problem = _trailer_problem(f"{label} (shard index)", index)
+    if problem:
+        return [problem]
+    entries = np.frombuffer(index[:-4], dtype="<u8").reshape(n_inner, 2)
+    problems = []
+    for k, (offset, nbytes) in enumerate(entries):
+        if offset == _EMPTY and nbytes == _EMPTY:
+            continue
+        if offset + nbytes > len(blob) - size:
+            problems.append(f"{label} (inner chunk {k}): lies outside the shard")
+            continue
+        problem = _trailer_problem(f"{label} (inner chunk {k})",
+                                   blob[int(offset):int(offset + nbytes)])
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _checksum_task(job: tuple[str, int, list[str]], url: str) -> list[str]:
+    array_path, layout, keys = job
     fs, root = fsspec.core.url_to_fs(url)
     base = f"{root.rstrip('/')}/{array_path}/"
     blobs = fs.cat([base + k for k in keys])
     problems = []
     for key in keys:
-        blob = blobs[base + key]
-        if len(blob) < 4:
-            problems.append(f"{_chunk_label(array_path, key)}: chunk object is truncated "
-                            f"({len(blob)} bytes)")
-            continue
-        stored = int.from_bytes(blob[-4:], "little")
-        computed = google_crc32c.value(blob[:-4])
-        if stored != computed:
-            problems.append(f"{_chunk_label(array_path, key)}: CRC32C checksum mismatch "
-                            f"(stored {stored:08x}, computed {computed:08x}): the chunk was "
-                            "modified after it was written")
+        label = _chunk_label(array_path, key)
+        if layout:
+            problems += _shard_problems(label, blobs[base + key], layout)
+        else:
+            problem = _trailer_problem(label, blobs[base + key])
+            if problem:
+                problems.append(problem)
     return problems
 
 
 def check_chunk_checksums(url: str, runner: Runner | None = None) -> list[str]:
-    """Verify the CRC32C trailer of every chunk object of the store (raw bytes, no decoding).
+    """Verify the CRC32C trailer of every chunk object of the store (raw bytes, no decoding);
+    for a sharded array, the CRC32C of each shard's index and of each of its inner chunks.
 
     Each problem names the array and, for split variables, the clip (``val/hr_ntl clip 3``).
     Arrays written without the ``crc32c`` codec (stores of older toolkits) are skipped.
@@ -194,13 +257,13 @@ def check_chunk_checksums(url: str, runner: Runner | None = None) -> list[str]:
     root = zarr.open_group(url, mode="r", use_consolidated=False)
     fs, base = fsspec.core.url_to_fs(url)
     jobs = []
-    for array_path in _checksummed_arrays(root):
+    for array_path, layout in _checksummed_arrays(root):
         prefix = f"{base.rstrip('/')}/{array_path}/"
         # 0-d arrays have the single key "c"; "*.partial" are zarr's temporary files of a write
         # that was killed (a resumed build rewrites that chunk), not chunks of the array
         keys = sorted(p[len(prefix):] for p in fs.find(prefix + "c") if not p.endswith(".partial"))
-        jobs += [(array_path, keys[i:i + CHECKSUM_BATCH])
-                 for i in range(0, len(keys), CHECKSUM_BATCH)]
+        batch = max(1, CHECKSUM_BATCH // max(layout, 1))
+        jobs += [(array_path, layout, keys[i:i + batch]) for i in range(0, len(keys), batch)]
     results = (runner or Runner(progress=False)).map(_checksum_task, jobs, "checksums", url)
     return [p for res in results for p in res]
 

@@ -257,8 +257,8 @@ def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str | None = None,
-                resume: bool = False, overwrite: bool = False, progress: bool = True
-                ) -> dict[str, Any]:
+                resume: bool = False, overwrite: bool = False, progress: bool = True,
+                inner_chunk: int = zstore.INNER_CHUNK) -> dict[str, Any]:
     """Build a DeepLightMD store from ``manifest`` at ``out`` (a path or fsspec URL).
 
     Args:
@@ -270,6 +270,9 @@ def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str |
             kept; regions not marked done are rewritten).
         overwrite: replace an existing store.
         progress: show progress bars.
+        inner_chunk: clips with more HR pixels on a side are stored sharded, in inner chunks
+            of at most this side (0: one chunk per clip). A storage layout only: the
+            fingerprint hashes decoded values, so it does not depend on it.
 
     Returns:
         The root attrs (``attrs["deeplight"]``) of the finished store.
@@ -320,7 +323,7 @@ def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str |
         else:
             if exists:
                 zstore.remove_store(out)
-            zstore.create_store(out, plan.grid, clips, attrs)
+            zstore.create_store(out, plan.grid, clips, attrs, inner_chunk)
         todo = []
         for split in SPLITS:
             done = zstore.done_flags(out, split) if resume else np.zeros(len(clips[split]), bool)

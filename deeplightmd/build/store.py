@@ -29,6 +29,9 @@ from deeplightmd.store_format import CLIP_METADATA, DMO_BANDS, MODALITIES, ROOT_
 ZSTD_LEVEL = 3
 #: rows per chunk of the per-clip metadata arrays written once by the driver
 META_CHUNK = 65536
+#: most HR pixels on a side of an inner chunk: clips larger than this are stored as one shard
+#: of several inner chunks, so a training crop decodes only the inner chunks it touches
+INNER_CHUNK = 256
 
 
 def compressors() -> list[ZstdCodec | Crc32cCodec]:
@@ -49,20 +52,48 @@ def remove_store(url: str) -> None:
         fs.rm(path, recursive=True)
 
 
+def inner_lr_side(lr_clip: int, inner_chunk: int, ratio: int) -> int:
+    """LR side of a clip's inner chunks: the largest divisor of ``lr_clip`` whose HR side
+    (``× ratio``) is at most ``inner_chunk``; ``lr_clip`` itself (no sharding) when
+    ``inner_chunk`` is 0 or the clip already fits."""
+    if inner_chunk <= 0 or lr_clip * ratio <= inner_chunk:
+        return lr_clip
+    return max(d for d in range(1, lr_clip + 1) if lr_clip % d == 0 and d * ratio <= inner_chunk)
+
+
+def clip_layout(spec_bands: int, side: int, inner: int) -> dict[str, tuple[int, ...]]:
+    """``create_array`` keywords of a split variable: one chunk per clip, or — when ``inner``
+    is smaller than the clip ``side`` — one shard per clip of ``inner × inner`` chunks."""
+    bands = (spec_bands,) if spec_bands > 1 else ()
+    whole = (1, *bands, side, side)
+    if inner >= side:
+        return {"chunks": whole}
+    return {"shards": whole, "chunks": (1, *bands, inner, inner)}
+
+
 def create_store(url: str, grid: TargetGrid, clips: dict[str, list[tuple[int, int]]],
-                 attrs: dict[str, Any]) -> zarr.Group:
-    """Create the root group, split arrays and per-clip metadata; ``complete`` is False."""
+                 attrs: dict[str, Any], inner_chunk: int = INNER_CHUNK) -> zarr.Group:
+    """Create the root group, split arrays and per-clip metadata; ``complete`` is False.
+
+    Clips whose HR side exceeds ``inner_chunk`` are sharded (Zarr v3 sharding codec): still one
+    object per clip and variable, written whole, but made of inner chunks of at most
+    ``inner_chunk`` HR pixels (``inner_chunk / ratio`` LR), each compressed and checksummed on
+    its own, so reading a crop decodes only the inner chunks it overlaps.
+    """
+    lr_inner = inner_lr_side(grid.lr_clip, inner_chunk, grid.ratio)
     root = zarr.open_group(url, mode="w", zarr_format=3)
     root.attrs[ROOT_ATTR] = {**attrs, "complete": False}
     for split in SPLITS:
         group = root.create_group(split)
         n = len(clips[split])
         for name, spec in MODALITIES.items():
-            side = grid.lr_clip if spec.grid == "lr" else grid.hr_clip
+            lr = spec.grid == "lr"
+            side = grid.lr_clip if lr else grid.hr_clip
             shape = (n, spec.bands, side, side) if spec.bands > 1 else (n, side, side)
-            arr = group.create_array(name, shape=shape, chunks=(1, *shape[1:]), dtype=spec.dtype,
+            layout = clip_layout(spec.bands, side, lr_inner if lr else lr_inner * grid.ratio)
+            arr = group.create_array(name, shape=shape, dtype=spec.dtype,
                                      compressors=compressors(), fill_value=0,
-                                     dimension_names=spec.clip_dims())
+                                     dimension_names=spec.clip_dims(), **layout)
             arr.attrs.update({"units": spec.units, "long_name": spec.long_name})
             if name == "dmo":
                 arr.attrs["band_names"] = list(DMO_BANDS)
