@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeplightmd.errors import ConfigError
+from deeplightmd.errors import ConfigError, reject_unknown
 
 BUDGETS = ("small", "paper")
 
@@ -48,11 +48,7 @@ class TrainProtocol:
 
     def with_overrides(self, overrides: dict[str, Any]) -> TrainProtocol:
         """A copy with some fields replaced (unknown field names are an error)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(f"unknown protocol field(s) {unknown}; "
-                              f"expected some of {sorted(known)}")
+        reject_unknown(overrides, (f.name for f in fields(self)), "protocol field(s)")
         return replace(self, **overrides)
 
 

@@ -6,6 +6,8 @@ expected and what was found. The CLI turns it into ``Error: <message>`` and exit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class DeepLightError(Exception):
     """Base class for errors caused by the user's input (files, options, stores, JSON)."""
@@ -25,3 +27,12 @@ class StoreError(DeepLightError):
 
 class SchemaError(DeepLightError):
     """A JSON document (results, leaderboard row) fails its schema."""
+
+
+def reject_unknown(keys: Iterable[str], known: Iterable[str], what: str, where: str = "") -> None:
+    """Raise ``ConfigError("unknown <what> [...]<where>; expected some of [...]")`` when ``keys``
+    has names outside ``known`` (config dataclasses read from YAML, JSON or the command line)."""
+    known = set(known)
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} {unknown}{where}; expected some of {sorted(known)}")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from deeplightmd.errors import ConfigError
+from deeplightmd.errors import ConfigError, reject_unknown
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,7 @@ class SensorModel:
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> SensorModel:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(f"unknown sensor parameter(s) {unknown}; "
-                              f"expected some of {sorted(known)}")
+        reject_unknown(params, (f.name for f in fields(cls)), "sensor parameter(s)")
         kwargs = dict(params)
         if "shift" in kwargs:
             kwargs["shift"] = tuple(kwargs["shift"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from deeplightmd.errors import ConfigError
+from deeplightmd.errors import ConfigError, reject_unknown
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,7 @@ class MetricConfig:
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> MetricConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(f"unknown metric setting(s) {unknown}; "
-                              f"expected some of {sorted(known)}")
+        reject_unknown(params, (f.name for f in fields(cls)), "metric setting(s)")
         return cls(**params)
 
 

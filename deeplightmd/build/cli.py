@@ -12,7 +12,8 @@ from deeplightmd.errors import ConfigError, StoreError
 
 
 @click.command()
-@click.option("--preset", help="packaged manifest preset (tiny, demo, paper, ...)")
+@click.option("--preset", help="packaged manifest preset: tiny, demo, large (synthetic worlds, "
+              "generated when absent), paper (template for real files), shanghai-viirs")
 @click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False),
               help="manifest YAML file")
 @click.option("--out", required=True, help="output store: a path or fsspec URL (memory://, s3://)")

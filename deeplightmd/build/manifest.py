@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from deeplightmd.errors import ConfigError
+from deeplightmd.errors import ConfigError, reject_unknown
 from deeplightmd.store_format import MODALITIES
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -188,10 +188,7 @@ def _build(cls: type, data: Any, where: str, renames: dict[str, str] | None = No
                           f"got {type(data).__name__}")
     renames = renames or {}
     known = {renames.get(f.name, f.name): f.name for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in manifest section {where!r}; "
-                          f"expected some of {sorted(known)}")
+    reject_unknown(data, known, "key(s)", f" in manifest section {where!r}")
     kwargs = {}
     for key, value in data.items():
         if isinstance(value, list):

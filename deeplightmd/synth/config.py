@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from deeplightmd.errors import ConfigError, InputFileError
+from deeplightmd.errors import ConfigError, InputFileError, reject_unknown
 from deeplightmd.sensor import SensorModel
 
 #: the UTM zone 49/50 boundary the world straddles
@@ -382,11 +382,8 @@ def _override_section(section: str, current: Any, values: Any) -> Any:
     """A copy of dataclass ``current`` with ``values`` (a mapping) applied and validated."""
     if not isinstance(values, dict):
         raise ConfigError(f"config section {section!r} must be a mapping, got {values!r}")
-    known = {f.name for f in fields(current)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in config section {section!r}; "
-                          f"expected some of {sorted(known)}")
+    reject_unknown(values, (f.name for f in fields(current)), "key(s)",
+                   f" in config section {section!r}")
     changes = {k: _coerce(section, k, getattr(current, k), v) for k, v in values.items()}
     return replace(current, **changes)
 
