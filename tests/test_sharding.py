@@ -12,7 +12,7 @@ import zarr
 
 from deeplightmd.access import DeepLightDataset
 from deeplightmd.build import build_store, load_manifest
-from deeplightmd.build.inspect import check_chunk_checksums, validate_store
+from deeplightmd.build.inspect import check_chunk_checksums, store_info, validate_store
 from deeplightmd.build.store import INNER_CHUNK, inner_lr_side
 from deeplightmd.store_format import MODALITIES, read_store_attrs
 
@@ -43,6 +43,8 @@ def test_sharded_store_holds_the_same_data(tiny_store: str, sharded_store: str):
     assert lr.shards == (1, 8, 8) and lr.chunks == (1, 4, 4)
     assert zarr.open_array(tiny_store, path="train/dmo").shards is None  # default: 64 <= 256
     assert validate_store(sharded_store) == []
+    assert store_info(sharded_store)["layout"] == "one shard per clip of 32² HR inner chunks"
+    assert store_info(tiny_store)["layout"] == "one chunk per clip"
     plain, sharded = (DeepLightDataset(s, "train", crop=4, seed=3) for s in (tiny_store,
                                                                             sharded_store))
     for i in (0, 7):

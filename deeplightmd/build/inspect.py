@@ -50,8 +50,15 @@ def store_info(url: str) -> dict[str, Any]:
                              f"{f['dtype']})" for f in prov["files"]]
         else:
             sources[name] = [json.dumps(prov)]
+    hr_ntl = next((zarr.open_array(url, path=f"{s}/hr_ntl", mode="r") for s in SPLITS
+                   if attrs["splits"].get(s)), None)
+    if hr_ntl is None or hr_ntl.shards is None:
+        layout = "one chunk per clip"
+    else:
+        layout = f"one shard per clip of {hr_ntl.chunks[-1]}² HR inner chunks"
     return {
         "url": url, "dataset": attrs["dataset"], "format_version": attrs["format_version"],
+        "layout": layout,
         "toolkit_version": attrs["toolkit_version"], "complete": bool(attrs.get("complete")),
         "splits": attrs["splits"], "regions": attrs["regions"],
         "grid": {k: grid[k] for k in ("hr_pixel_size", "ratio", "lr_clip", "hr_clip", "n_rows",
@@ -75,6 +82,7 @@ def format_info(info: dict[str, Any]) -> str:
         f"HR {g['hr_clip']}², lattice {g['n_rows']}x{g['n_cols']} at "
         f"({g['origin_x']:.0f}, {g['origin_y']:.0f})",
         f"crs          {info['crs']}",
+        f"layout       {info['layout']}",
         f"size         {info['size_bytes'] / 1e6:.1f} MB",
         "sources",
     ]
