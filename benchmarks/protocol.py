@@ -41,6 +41,8 @@ class TrainProtocol:
         for name in ("steps", "batch_size", "lr_crop", "val_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"protocol {name} must be >= 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ConfigError(f"protocol num_workers must be >= 0, got {self.num_workers}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready protocol."""

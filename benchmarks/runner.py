@@ -115,13 +115,19 @@ def make_context(attrs: Mapping[str, Any], device: torch.device, seed: int) -> M
 
 
 def make_protocol(cls: type[Method], budget: str, seed: int, device: torch.device,
-                  lr_clip: int | None = None) -> TrainProtocol:
+                  lr_clip: int | None = None, loader_workers: int | None = None
+                  ) -> TrainProtocol:
     """Budget protocol + the method's overrides, with the run's seed and device.
 
     The training crop is limited to the store's LR clip side when the clips are smaller.
+    ``loader_workers`` replaces the budget's DataLoader worker count (speed only: crops and
+    batch order do not depend on it).
     """
+    run = {"seed": seed, "device": str(device)}
+    if loader_workers is not None:
+        run["num_workers"] = loader_workers
     protocol = protocol_for_budget(budget).with_overrides(
-        {**cls.protocol_overrides(budget), "seed": seed, "device": str(device)})
+        {**cls.protocol_overrides(budget), **run})
     if lr_clip is not None and protocol.lr_crop > lr_clip:
         protocol = protocol.with_overrides({"lr_crop": lr_clip})
     return protocol
@@ -472,7 +478,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
                   hparams: Mapping[str, Any] | None = None,
                   checkpoint_out: str | Path | None = None,
                   regional: RegionalSettings | None = None, max_test_clips: int | None = None,
-                  eval_batch_size: int = 4) -> dict[str, Any]:
+                  eval_batch_size: int = 4, loader_workers: int | None = None
+                  ) -> dict[str, Any]:
     """Train (or load) ``method_name`` on ``store`` and evaluate it; return the results dict.
 
     Args:
@@ -492,6 +499,7 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         regional: tiled-inference settings (default :class:`RegionalSettings`).
         max_test_clips: evaluate only the first test clips (quick checks).
         eval_batch_size: test clips per ``predict`` call.
+        loader_workers: DataLoader worker processes for training (default: the budget's).
     """
     from benchmarks.metrics import MetricConfig, compute_local_metrics
     from deeplightmd.access import DeepLightDataset
@@ -504,7 +512,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
     torch_device = resolve_device(device)
     seed_everything(seed)
     context = make_context(attrs, torch_device, seed)
-    protocol = make_protocol(cls, budget, seed, torch_device, int(attrs["grid"]["lr_clip"]))
+    protocol = make_protocol(cls, budget, seed, torch_device, int(attrs["grid"]["lr_clip"]),
+                             loader_workers)
     fingerprint = attrs.get("fingerprint")
     regional = regional or RegionalSettings()
     metric_config = MetricConfig()

@@ -321,3 +321,15 @@ def test_bench_bicubic_on_tiny_store(tiny_store, tmp_path):
     assert set(doc["metrics"]["regional"]) == set(doc["dataset"]["regions"])
     show = CliRunner().invoke(cli, ["leaderboard", "--file", str(tmp_path / "lb.json"), "show"])
     assert show.exit_code == 0 and "bicubic" in show.output
+
+
+def test_loader_workers_change_the_speed_not_the_result(fake_store):
+    regional = RegionalSettings(tile=8, overlap=2)
+    plain = run_benchmark(TinyTrainable, fake_store, progress=False, regional=regional)
+    workers = run_benchmark(TinyTrainable, fake_store, progress=False, regional=regional,
+                            loader_workers=2)
+    assert plain["protocol"]["num_workers"] == 0 and workers["protocol"]["num_workers"] == 2
+    assert workers["training"]["final_loss"] == plain["training"]["final_loss"]
+    assert workers["per_clip"]["psnr"] == plain["per_clip"]["psnr"]
+    with pytest.raises(ConfigError, match="num_workers must be >= 0"):
+        run_benchmark(TinyTrainable, fake_store, progress=False, loader_workers=-1)

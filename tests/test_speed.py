@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmarks.speed.build_speed import warp_only
-from benchmarks.speed.crop_read import crop_read_times
+from benchmarks.speed.crop_read import crop_read_times, dataset_sample_times
 from benchmarks.speed.peak import peak_rss_mb
 from benchmarks.speed.train_speed import method_train_rates, synthetic_batch
 from deeplightmd.store_format import MODALITIES, read_store_attrs
@@ -67,3 +67,9 @@ def test_crop_read_compares_both_layouts_on_identical_values():
     assert res["chunk_per_clip"]["crop_read_ms"] > 0 and res["sharded"]["crop_read_ms"] > 0
     assert res["crop_read_speedup"] == pytest.approx(res["chunk_per_clip"]["crop_read_ms"]
                                                      / res["sharded"]["crop_read_ms"])
+
+
+def test_dataset_sample_times_cover_both_layouts(tiny_store: str):
+    res = dataset_sample_times(tiny_store, lr_clip=16, clips=2, crop=4, passes=1, inners=(0, 32))
+    assert res["hr_clip"] == 128 and set(res["layouts"]) == {"chunk_per_clip", "inner_32"}
+    assert all(v["ms_per_sample"] > 0 for v in res["layouts"].values())
