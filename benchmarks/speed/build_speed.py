@@ -46,6 +46,7 @@ import zarr
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
+from benchmarks.results import cpu_model
 from benchmarks.speed import emit_report
 from benchmarks.speed.peak import peak_rss_mb
 from deeplightmd.build import load_manifest
@@ -73,16 +74,8 @@ print(json.dumps({"seconds": time.perf_counter() - t, "cpu_s": time.process_time
 
 def machine() -> dict[str, Any]:
     """CPU model, logical cores (all and usable by this process), memory and load average."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu_model": model, "logical_cores": os.cpu_count(), "usable_cores": usable,
+    return {"cpu_model": cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": usable,
             "platform": platform.platform(), "python": sys.version.split()[0],
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 

@@ -43,12 +43,19 @@ from deeplightmd.build.store import (
 from deeplightmd.store_format import MODALITIES, ROOT_ATTR, read_store_attrs
 
 
+def _radiance_like(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Lognormal float32 values, the first half of the last axis rounded to 0.01 so that, like
+    real rasters, part of the data compresses."""
+    values = rng.lognormal(0.0, 1.0, shape).astype("float32")
+    values[..., : shape[-1] // 2] = np.round(values[..., : shape[-1] // 2], 2)
+    return values
+
+
 def crop_read_times(bands: int = 7, clips: int = 2, side: int = 2048, crop: int = 256,
                     crops: int = 20, inner: int = INNER_CHUNK, seed: int = 0) -> dict[str, Any]:
     """Write time and mean crop-read time of each layout, and their ratios."""
     rng = np.random.default_rng(seed)
-    data = rng.lognormal(0.0, 1.0, (clips, bands, side, side)).astype("float32")
-    data[..., : side // 2] = np.round(data[..., : side // 2], 2)
+    data = _radiance_like(rng, (clips, bands, side, side))
     corners = rng.integers(0, side - crop + 1, (crops, 3))
     out: dict[str, Any] = {"bands": bands, "clip_side": side, "crop_side": crop, "crops": crops,
                            "inner_chunk": inner}
@@ -78,8 +85,7 @@ def _synthetic_clip(grid: TargetGrid, rng: np.random.Generator) -> dict[str, np.
     out = {}
     for name, spec in MODALITIES.items():
         side = grid.lr_clip if spec.grid == "lr" else grid.hr_clip
-        values = rng.lognormal(0.0, 1.0, (spec.bands, side, side)).astype("float32")
-        values[..., : side // 2] = np.round(values[..., : side // 2], 2)
+        values = _radiance_like(rng, (spec.bands, side, side))
         out[name] = (values > 1).astype("uint8") if spec.dtype == "uint8" else values
     return out
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.results import cpu_model
 from benchmarks.speed import build_speed, inference_speed, loader_speed, memory
 from deeplightmd.build import load_manifest
 from deeplightmd.build.manifest import ensure_world
@@ -58,17 +59,6 @@ class SuiteConfig:
         if quick:
             return cls("tiny", 8, (0, 1), 1, 1, 4, 2, (128, 512))
         return cls("demo", 24, (0, 1, 2), 2, 3, 8, 3, (256, 1024))
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (the platform string elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def describe_machine(device: torch.device) -> dict[str, Any]:

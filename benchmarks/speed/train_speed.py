@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 from benchmarks.method import MethodContext, TorchMethod
 from benchmarks.protocol import protocol_for_budget, resolve_device
 from benchmarks.registry import METHODS, get_method
+from benchmarks.results import cpu_model
 from benchmarks.runner import make_method
 from benchmarks.speed import emit_report
 from deeplightmd.store_format import MODALITIES
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {"budget": args.budget, "device": str(device),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
               "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-              "cpu": platform.processor() or platform.machine(), "methods": rows}
+              "cpu": cpu_model(), "methods": rows}
     return emit_report(report, args.out_json)
 
 
