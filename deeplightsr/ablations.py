@@ -8,6 +8,7 @@ Every variant is the full :class:`~deeplightsr.method.DeepLightSR` with one part
 ``deeplightsr-single``     one output head and one L1 term at ×8 (no multiscale supervision)
 ``deeplightsr-nodmo``      auxiliaries = DEM only (DMO is never read)
 ``deeplightsr-nodem``      auxiliaries = DMO only (DEM is never read)
+``deeplightsr-free``       free residual output heads instead of mass-conserving ones
 =========================  ==================================================================
 """
 
@@ -62,8 +63,16 @@ class DeepLightSRNoDEM(DeepLightSR):
     aux_modalities: ClassVar[tuple[str, ...]] = ("dmo",)
 
 
+@register_method("deeplightsr-free")
+class DeepLightSRFree(DeepLightSR):
+    """DeepLightSR whose output heads add a free residual (no per-LR-pixel mass conservation)."""
+
+    description = "DeepLightSR ablation: free residual heads (no mass conservation)"
+    ablation: ClassVar[dict[str, Any]] = {"conserve": False}
+
+
 ABLATIONS = (DeepLightSRNoAlign, DeepLightSRNoISP, DeepLightSRSingleScale, DeepLightSRNoDMO,
-             DeepLightSRNoDEM)
+             DeepLightSRNoDEM, DeepLightSRFree)
 
 __all__ = ["ABLATIONS", "DeepLightSRNoAlign", "DeepLightSRNoDEM", "DeepLightSRNoDMO",
-           "DeepLightSRNoISP", "DeepLightSRSingleScale"]
+           "DeepLightSRFree", "DeepLightSRNoISP", "DeepLightSRSingleScale"]
