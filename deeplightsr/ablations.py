@@ -8,7 +8,7 @@ Every variant is the full :class:`~deeplightsr.method.DeepLightSR` with one part
 ``deeplightsr-single``     one output head and one L1 term at ×8 (no multiscale supervision)
 ``deeplightsr-nodmo``      auxiliaries = DEM only (DMO is never read)
 ``deeplightsr-nodem``      auxiliaries = DMO only (DEM is never read)
-``deeplightsr-free``       free residual output heads instead of mass-conserving ones
+``deeplightsr-conserve``   mass-conserving output heads instead of free residual ones
 =========================  ==================================================================
 """
 
@@ -63,16 +63,17 @@ class DeepLightSRNoDEM(DeepLightSR):
     aux_modalities: ClassVar[tuple[str, ...]] = ("dmo",)
 
 
-@register_method("deeplightsr-free")
-class DeepLightSRFree(DeepLightSR):
-    """DeepLightSR whose output heads add a free residual (no per-LR-pixel mass conservation)."""
+@register_method("deeplightsr-conserve")
+class DeepLightSRConserve(DeepLightSR):
+    """DeepLightSR whose output heads conserve the calibrated LR radiance of every LR pixel."""
 
-    description = "DeepLightSR ablation: free residual heads (no mass conservation)"
-    ablation: ClassVar[dict[str, Any]] = {"conserve": False}
+    description = ("DeepLightSR variant: mass-conserving heads (each output averages, per LR "
+                   "pixel, to the calibrated LR radiance)")
+    ablation: ClassVar[dict[str, Any]] = {"conserve": True}
 
 
 ABLATIONS = (DeepLightSRNoAlign, DeepLightSRNoISP, DeepLightSRSingleScale, DeepLightSRNoDMO,
-             DeepLightSRNoDEM, DeepLightSRFree)
+             DeepLightSRNoDEM, DeepLightSRConserve)
 
 __all__ = ["ABLATIONS", "DeepLightSRNoAlign", "DeepLightSRNoDEM", "DeepLightSRNoDMO",
-           "DeepLightSRFree", "DeepLightSRNoISP", "DeepLightSRSingleScale"]
+           "DeepLightSRConserve", "DeepLightSRNoISP", "DeepLightSRSingleScale"]

@@ -29,7 +29,7 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
     "small": {
         "main_channels": 32, "stage_channels": [24, 16, 8], "aux_channels": [16, 16, 8, 8],
         "fusion_blocks": 4, "align": True, "calibrate": True, "align_groups": 1,
-        "align_hidden": 16, "multiscale": True, "conserve": True,
+        "align_hidden": 16, "multiscale": True, "conserve": False,
         "alpha": 0.9, "betas": [0.2, 0.3, 0.5], "isp_threshold": 0.0, "isp_temperature": 1.0,
         "pool_space": "radiance", "radiance_weight": 0.5, "radiance_scale": 1.0,
     },
@@ -37,7 +37,7 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
     "paper": {
         "main_channels": 64, "stage_channels": [64, 48, 32], "aux_channels": [64, 48, 32, 16],
         "fusion_blocks": 8, "align": True, "calibrate": True, "align_groups": 4,
-        "align_hidden": 64, "multiscale": True, "conserve": True,
+        "align_hidden": 64, "multiscale": True, "conserve": False,
         "alpha": 0.9, "betas": [0.2, 0.3, 0.5], "isp_threshold": 0.0, "isp_temperature": 1.0,
         "pool_space": "radiance", "radiance_weight": 0.5, "radiance_scale": 1.0,
     },

@@ -9,7 +9,7 @@ feature transform ``x·(1 + γ(aux)) + β(aux)`` (assumed; SFT, Wang et al. 2018
 block. A stage with an output head predicts a residual added to the calibrated LR NTL upsampled
 bilinearly to that scale, so every output is an NTL image in normalised space.
 
-**Mass-conserving heads** (``conserve=True``, the default of the ``deeplightsr`` method): the head
+**Mass-conserving heads** (``conserve=True``; the ``deeplightsr-conserve`` variant): the head
 no longer adds a free residual; it predicts how the calibrated LR radiance of each LR pixel is
 *distributed* over the ``s × s`` output pixels under it (a softmax over the block, initialised to
 the bilinear shape). Every output then averages, block by block, to the calibrated LR radiance:

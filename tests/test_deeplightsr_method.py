@@ -14,7 +14,7 @@ from benchmarks.protocol import TrainProtocol
 from benchmarks.registry import get_method
 from deeplightmd.errors import ConfigError
 from deeplightsr.ablations import (
-    DeepLightSRFree,
+    DeepLightSRConserve,
     DeepLightSRNoAlign,
     DeepLightSRNoDEM,
     DeepLightSRNoDMO,
@@ -24,7 +24,7 @@ from deeplightsr.ablations import (
 from deeplightsr.method import DeepLightSR
 
 ALL_NAMES = ("deeplightsr", "deeplightsr-noalign", "deeplightsr-noisp", "deeplightsr-single",
-             "deeplightsr-nodmo", "deeplightsr-nodem", "deeplightsr-free")
+             "deeplightsr-nodmo", "deeplightsr-nodem", "deeplightsr-conserve")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -73,7 +73,7 @@ def _batch(dataset: Dataset, n: int = 2) -> dict[str, torch.Tensor]:
 
 def test_all_variants_registered():
     classes = (DeepLightSR, DeepLightSRNoAlign, DeepLightSRNoISP, DeepLightSRSingleScale,
-               DeepLightSRNoDMO, DeepLightSRNoDEM, DeepLightSRFree)
+               DeepLightSRNoDMO, DeepLightSRNoDEM, DeepLightSRConserve)
     for name, cls in zip(ALL_NAMES, classes, strict=True):
         assert get_method(name) is cls and cls.name == name and cls.family == "deeplight"
     assert DeepLightSR.required_modalities() == ("lr_ntl", "dmo", "dem", "hr_ntl", "isp")
