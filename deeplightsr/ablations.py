@@ -8,6 +8,7 @@ Every variant is the full :class:`~deeplightsr.method.DeepLightSR` with one part
 ``deeplightsr-single``     one output head and one L1 term at ×8 (no multiscale supervision)
 ``deeplightsr-nodmo``      auxiliaries = DEM only (DMO is never read)
 ``deeplightsr-nodem``      auxiliaries = DMO only (DEM is never read)
+``deeplightsr-conserve``   mass-conserving output heads instead of free residual ones
 =========================  ==================================================================
 """
 
@@ -62,8 +63,17 @@ class DeepLightSRNoDEM(DeepLightSR):
     aux_modalities: ClassVar[tuple[str, ...]] = ("dmo",)
 
 
+@register_method("deeplightsr-conserve")
+class DeepLightSRConserve(DeepLightSR):
+    """DeepLightSR whose output heads conserve the calibrated LR radiance of every LR pixel."""
+
+    description = ("DeepLightSR variant: mass-conserving heads (each output averages, per LR "
+                   "pixel, to the calibrated LR radiance)")
+    ablation: ClassVar[dict[str, Any]] = {"conserve": True}
+
+
 ABLATIONS = (DeepLightSRNoAlign, DeepLightSRNoISP, DeepLightSRSingleScale, DeepLightSRNoDMO,
-             DeepLightSRNoDEM)
+             DeepLightSRNoDEM, DeepLightSRConserve)
 
 __all__ = ["ABLATIONS", "DeepLightSRNoAlign", "DeepLightSRNoDEM", "DeepLightSRNoDMO",
-           "DeepLightSRNoISP", "DeepLightSRSingleScale"]
+           "DeepLightSRConserve", "DeepLightSRNoISP", "DeepLightSRSingleScale"]

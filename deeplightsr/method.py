@@ -29,7 +29,7 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
     "small": {
         "main_channels": 32, "stage_channels": [24, 16, 8], "aux_channels": [16, 16, 8, 8],
         "fusion_blocks": 4, "align": True, "calibrate": True, "align_groups": 1,
-        "align_hidden": 16, "multiscale": True,
+        "align_hidden": 16, "multiscale": True, "conserve": False,
         "alpha": 0.9, "betas": [0.2, 0.3, 0.5], "isp_threshold": 0.0, "isp_temperature": 1.0,
         "pool_space": "radiance", "radiance_weight": 0.5, "radiance_scale": 1.0,
     },
@@ -37,14 +37,14 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
     "paper": {
         "main_channels": 64, "stage_channels": [64, 48, 32], "aux_channels": [64, 48, 32, 16],
         "fusion_blocks": 8, "align": True, "calibrate": True, "align_groups": 4,
-        "align_hidden": 64, "multiscale": True,
+        "align_hidden": 64, "multiscale": True, "conserve": False,
         "alpha": 0.9, "betas": [0.2, 0.3, 0.5], "isp_threshold": 0.0, "isp_temperature": 1.0,
         "pool_space": "radiance", "radiance_weight": 0.5, "radiance_scale": 1.0,
     },
 }
 
 _NETWORK_KEYS = ("main_channels", "stage_channels", "aux_channels", "fusion_blocks", "align",
-                 "calibrate", "align_groups", "align_hidden", "multiscale")
+                 "calibrate", "align_groups", "align_hidden", "multiscale", "conserve")
 
 
 @register_method("deeplightsr")
@@ -89,8 +89,9 @@ class DeepLightSR(TorchMethod):
         values = {k: self.hparams[k] for k in _NETWORK_KEYS}
         values["stage_channels"] = tuple(values["stage_channels"])
         values["aux_channels"] = tuple(values["aux_channels"])
+        normalizer = self.context.normalizer
         return DeepLightSRConfig(
-            ratio=self.context.ratio,
+            ratio=self.context.ratio, ntl_mean=normalizer.ntl_mean, ntl_std=normalizer.ntl_std,
             aux_in_channels=sum(AUX_BANDS[m] for m in self.aux_modalities), **values)
 
     def build_network(self) -> DeepLightSRNet:

@@ -28,7 +28,7 @@ from torch import nn
 from deeplightmd.errors import ConfigError
 from deeplightsr.alignment import RadiometricCalibration, SpatialAlignment
 from deeplightsr.fusion import AuxToMainFusion
-from deeplightsr.refinement import AuxiliaryEmbeddedRefinement
+from deeplightsr.refinement import AuxiliaryEmbeddedRefinement, NTLSpace
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,10 @@ class DeepLightSRConfig:
         align_groups: offset groups of the warp (1 = one flow field).
         align_hidden: hidden channels of the flow estimator and calibration CNN.
         multiscale: output heads at every scale (else only the final ×ratio output).
+        conserve: mass-conserving output heads (each output averages, per LR pixel, to the
+            calibrated LR radiance; :mod:`deeplightsr.refinement`).
+        ntl_mean, ntl_std: the normalised NTL space (train-split ``log1p`` statistics), needed
+            by ``conserve`` to work in radiance.
     """
 
     ratio: int = 8
@@ -60,6 +64,9 @@ class DeepLightSRConfig:
     align_groups: int = 1
     align_hidden: int = 16
     multiscale: bool = True
+    conserve: bool = False
+    ntl_mean: float = 0.0
+    ntl_std: float = 1.0
     stages: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -134,7 +141,8 @@ class DeepLightSRNet(nn.Module):
         self.fusion = AuxToMainFusion(config.main_channels, a1, config.fusion_blocks)
         self.refinement = AuxiliaryEmbeddedRefinement(
             config.main_channels, config.stage_channels, config.aux_channels[1:],
-            multiscale=config.multiscale)
+            multiscale=config.multiscale, conserve=config.conserve,
+            ntl=NTLSpace(config.ntl_mean, config.ntl_std))
 
     def _check_shapes(self, lr: torch.Tensor, aux: torch.Tensor) -> None:
         ratio = self.config.ratio

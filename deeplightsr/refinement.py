@@ -8,15 +8,67 @@ are assumed (one ×2 step per stage, the usual progressive design for ×8). Each
 feature transform ``x·(1 + γ(aux)) + β(aux)`` (assumed; SFT, Wang et al. 2018), and a residual
 block. A stage with an output head predicts a residual added to the calibrated LR NTL upsampled
 bilinearly to that scale, so every output is an NTL image in normalised space.
+
+**Mass-conserving heads** (``conserve=True``; the ``deeplightsr-conserve`` variant): the head
+no longer adds a free residual; it predicts how the calibrated LR radiance of each LR pixel is
+*distributed* over the ``s × s`` output pixels under it (a softmax over the block, initialised to
+the bilinear shape). Every output then averages, block by block, to the calibrated LR radiance:
+the network decides *where* the light of an LR pixel goes, the calibration decides *how much*
+there is. A free residual trained with L1 losses estimates a (conditional) median, which sits
+below the mean for heavy-tailed radiance whose position inside an LR pixel is uncertain, so
+totals come out low; the block constraint removes that bias (docs/deeplightsr.md).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from deeplightsr.fusion import ResidualBlock
+
+
+def conserve_block_mass(block_mean: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Radiance at the logits' scale whose ``s × s`` blocks average exactly to ``block_mean``.
+
+    Args:
+        block_mean: ``(B, 1, h, w)`` non-negative radiance, one value per block.
+        logits: ``(B, 1, s·h, s·w)`` unnormalised log-weights; a softmax over each block.
+
+    Returns:
+        ``(B, 1, s·h, s·w)`` radiance ``block_mean · s² · softmax_block(logits)``.
+    """
+    scale = logits.shape[-1] // block_mean.shape[-1]
+    if scale * block_mean.shape[-1] != logits.shape[-1] or \
+            scale * block_mean.shape[-2] != logits.shape[-2] or logits.shape[1] != 1:
+        raise ValueError(f"logits {tuple(logits.shape)} are not an integer multiple of the "
+                         f"blocks {tuple(block_mean.shape)}")
+    if scale == 1:
+        return block_mean
+    weights = F.pixel_unshuffle(logits, scale).softmax(dim=1)
+    return F.pixel_shuffle(weights * (block_mean * scale * scale), scale)
+
+
+@dataclass(frozen=True)
+class NTLSpace:
+    """The normalised NTL space: ``z = (log1p(r) − mean) / std`` (train-split statistics)."""
+
+    mean: float = 0.0
+    std: float = 1.0
+
+    def radiance(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised → radiance (clamped at 0)."""
+        return torch.expm1(z * self.std + self.mean).clamp_min(0)
+
+    def normalized(self, radiance: torch.Tensor) -> torch.Tensor:
+        """Radiance (≥ 0) → normalised."""
+        return (torch.log1p(radiance) - self.mean) / self.std
+
+
+#: radiance (nW·cm⁻²·sr⁻¹) added before the log of the bilinear prior of the block weights
+PRIOR_FLOOR = 1e-2
 
 
 class AuxiliaryModulation(nn.Module):
@@ -60,11 +112,16 @@ class AuxiliaryEmbeddedRefinement(nn.Module):
         channels: main channels of each stage (×2, ×4, ×8 for three stages).
         aux_channels: auxiliary feature channels at each stage's scale.
         multiscale: output heads at every stage (True) or only at the last one (False).
+        conserve: mass-conserving heads (see the module docstring); ``ntl`` converts between the
+            normalised space and radiance for them.
     """
 
     def __init__(self, in_channels: int, channels: tuple[int, ...], aux_channels: tuple[int, ...],
-                 multiscale: bool = True) -> None:
+                 multiscale: bool = True, conserve: bool = False,
+                 ntl: NTLSpace | None = None) -> None:
         super().__init__()
+        self.conserve = conserve
+        self.ntl = ntl or NTLSpace()
         ins = (in_channels, *channels[:-1])
         last = len(channels) - 1
         self.stages = nn.ModuleList(
@@ -75,13 +132,22 @@ class AuxiliaryEmbeddedRefinement(nn.Module):
                 ) -> list[torch.Tensor]:
         """Outputs (coarse to fine) from LR features, per-stage aux features and the LR NTL."""
         outputs = []
+        block_mean = self.ntl.radiance(lr) if self.conserve else None
         for stage, aux_s in zip(self.stages, aux, strict=True):
             feat = stage(feat, aux_s)
-            if stage.head is not None:
+            if stage.head is None:
+                continue
+            if block_mean is None:
                 base = F.interpolate(lr, size=feat.shape[-2:], mode="bilinear",
                                      align_corners=False)
                 outputs.append(base + stage.head(feat))
+                continue
+            prior = F.interpolate(block_mean, size=feat.shape[-2:], mode="bilinear",
+                                  align_corners=False)
+            logits = torch.log(prior + PRIOR_FLOOR) + stage.head(feat)
+            outputs.append(self.ntl.normalized(conserve_block_mass(block_mean, logits)))
         return outputs
 
 
-__all__ = ["AuxiliaryEmbeddedRefinement", "AuxiliaryModulation", "RefinementStage"]
+__all__ = ["PRIOR_FLOOR", "AuxiliaryEmbeddedRefinement", "AuxiliaryModulation", "NTLSpace",
+           "RefinementStage", "conserve_block_mass"]

@@ -14,6 +14,7 @@ from benchmarks.protocol import TrainProtocol
 from benchmarks.registry import get_method
 from deeplightmd.errors import ConfigError
 from deeplightsr.ablations import (
+    DeepLightSRConserve,
     DeepLightSRNoAlign,
     DeepLightSRNoDEM,
     DeepLightSRNoDMO,
@@ -23,7 +24,7 @@ from deeplightsr.ablations import (
 from deeplightsr.method import DeepLightSR
 
 ALL_NAMES = ("deeplightsr", "deeplightsr-noalign", "deeplightsr-noisp", "deeplightsr-single",
-             "deeplightsr-nodmo", "deeplightsr-nodem")
+             "deeplightsr-nodmo", "deeplightsr-nodem", "deeplightsr-conserve")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,8 +33,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 class TinyScenes(Dataset):
     """In-memory sample dicts as ``DeepLightDataset`` yields them (normalised, ×8).
 
-    HR NTL is a few bright blobs; LR is its area average; DMO bands and DEM are correlated with
-    the lights, ISP marks lit pixels.
+    HR NTL is a few bright blobs; LR is its area average in radiance (the default ``Normalizer``
+    maps ``z`` to ``expm1(z)``); DMO bands and DEM are correlated with the lights, ISP marks lit
+    pixels.
     """
 
     def __init__(self, n: int = 4, lr_size: int = 4, seed: int = 0) -> None:
@@ -43,18 +45,18 @@ class TinyScenes(Dataset):
         ys, xs = torch.meshgrid(coords, coords, indexing="ij")
         self.samples = []
         for _ in range(n):
-            hr = torch.full((size, size), -1.0)
+            hr = torch.zeros(size, size)  # z = log1p(radiance): 0 is unlit
             for _ in range(3):
                 cx, cy = (torch.rand(2, generator=gen) * size).tolist()
                 hr += 2.5 * torch.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 18.0)
             hr = hr[None]
             noise = torch.randn(7, size, size, generator=gen)
             self.samples.append({
-                "lr_ntl": F.avg_pool2d(hr[None], 8)[0],
+                "lr_ntl": torch.log1p(F.avg_pool2d(torch.expm1(hr[None]).clamp_min(0), 8)[0]),
                 "hr_ntl": hr,
                 "dmo": 0.8 * hr.expand(7, -1, -1) + 0.2 * noise,
                 "dem": -hr + 0.1 * torch.randn(1, size, size, generator=gen),
-                "isp": (hr > 0).float(),
+                "isp": (hr > 1).float(),
             })
 
     def __len__(self) -> int:
@@ -71,7 +73,7 @@ def _batch(dataset: Dataset, n: int = 2) -> dict[str, torch.Tensor]:
 
 def test_all_variants_registered():
     classes = (DeepLightSR, DeepLightSRNoAlign, DeepLightSRNoISP, DeepLightSRSingleScale,
-               DeepLightSRNoDMO, DeepLightSRNoDEM)
+               DeepLightSRNoDMO, DeepLightSRNoDEM, DeepLightSRConserve)
     for name, cls in zip(ALL_NAMES, classes, strict=True):
         assert get_method(name) is cls and cls.name == name and cls.family == "deeplight"
     assert DeepLightSR.required_modalities() == ("lr_ntl", "dmo", "dem", "hr_ntl", "isp")

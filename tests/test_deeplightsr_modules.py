@@ -3,17 +3,20 @@ shapes and the loss formula against a hand computation."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from deeplightmd.errors import ConfigError
 from deeplightmd.normalize import Normalizer
 from deeplightsr.alignment import RadiometricCalibration, SpatialAlignment, flow_warp
 from deeplightsr.loss import DeepLightLoss, area_downsample
 from deeplightsr.model import DeepLightSRConfig, DeepLightSRNet
+from deeplightsr.refinement import NTLSpace, conserve_block_mass
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -297,3 +300,42 @@ def test_loss_rejects_bad_settings():
         loss([torch.zeros(1, 1, 4, 4), hr], hr)
     with pytest.raises(ConfigError, match="not an integer fraction of the HR target"):
         loss([torch.zeros(1, 1, 3, 3), hr], hr, hr)
+
+
+def test_conserve_block_mass_keeps_each_block_mean_and_follows_the_logits():
+    block = torch.tensor([[[[2.0, 0.0], [5.0, 1.5]]]])
+    logits = torch.zeros(1, 1, 8, 8)
+    logits[..., 0, 0] = 3.0  # pixel (0, 0) of block (0, 0) gets most of that block's light
+    out = conserve_block_mass(block, logits)
+    torch.testing.assert_close(F.avg_pool2d(out, 4), block)
+    assert out[0, 0, 0, 0] > 10 * out[0, 0, 1, 1] > 0
+    assert torch.equal(out[..., :4, 4:], torch.zeros(1, 1, 4, 4))  # a dark block stays dark
+    torch.testing.assert_close(conserve_block_mass(block, torch.zeros(1, 1, 4, 4)),
+                               F.interpolate(block, scale_factor=2, mode="nearest"))
+    with pytest.raises(ValueError, match="not an integer multiple"):
+        conserve_block_mass(block, torch.zeros(1, 1, 6, 8))
+
+
+def test_conserving_network_outputs_average_to_the_calibrated_lr_radiance():
+    """With ``conserve=True`` every output, averaged over the pixels under one LR pixel, equals the
+    calibrated LR radiance of that pixel (the calibration sets the light, the heads place it)."""
+    torch.manual_seed(0)
+    ntl = NTLSpace(mean=1.3, std=0.9)
+    config = DeepLightSRConfig(main_channels=8, stage_channels=(8, 8, 4), aux_channels=(8, 4, 4, 4),
+                               fusion_blocks=1, align_hidden=8, conserve=True,
+                               ntl_mean=ntl.mean, ntl_std=ntl.std)
+    net = DeepLightSRNet(config).eval()
+    _randomise_zero_layers(net)
+    lr, aux = torch.randn(2, 1, 6, 5), torch.randn(2, 8, 48, 40)
+    with torch.no_grad():
+        details = net.forward_details(lr, aux)
+    target = ntl.radiance(details.calibrated_lr)
+    assert not torch.equal(details.calibrated_lr, lr)  # the calibration is active
+    for scale, output in zip(config.output_scales, details.outputs, strict=True):
+        torch.testing.assert_close(F.avg_pool2d(ntl.radiance(output), scale), target,
+                                   rtol=1e-4, atol=1e-4)
+    free = DeepLightSRNet(dataclasses.replace(config, conserve=False))
+    free.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        unconstrained = free(lr, aux)[-1]
+    assert (F.avg_pool2d(ntl.radiance(unconstrained), 8) - target).abs().max() > 1e-2
