@@ -90,7 +90,11 @@ def backend_for(device: torch.device) -> str:
 
 @contextmanager
 def process_group(ctx: DistContext, device: torch.device) -> Iterator[DistContext]:
-    """Join the group of ``ctx`` (env:// rendezvous) for the duration; a no-op for one process."""
+    """Join the group of ``ctx`` (env:// rendezvous) for the duration; a no-op for one process.
+
+    Objects holding the group (a ``DistributedDataParallel`` wrapper) must be dropped inside the
+    block: gloo's destructor joins a thread that waits for the peers, which may be gone later.
+    """
     if not ctx.active:
         yield ctx
         return
@@ -101,6 +105,7 @@ def process_group(ctx: DistContext, device: torch.device) -> Iterator[DistContex
                              device_id=device if device.type == "cuda" else None)
     try:
         yield ctx
+        tdist.barrier()  # no rank leaves while another is still in a collective
     finally:
         tdist.destroy_process_group()
 
@@ -220,11 +225,22 @@ def launch_workers(args: Sequence[str], nproc: int, poll_s: float = 0.2) -> int:
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "benchmarks.train", *args],
                     env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
-                    stderr=None if r == 0 else err))
+                    stderr=None if r == 0 else err, preexec_fn=_die_with_parent))
         failed = _wait_first_failure(procs, poll_s)
         if failed > 0:
             sys.stderr.write(logs[failed].read_text(errors="replace"))
-        return procs[failed].returncode if failed >= 0 else 0
+        if failed < 0:
+            return 0
+        code = procs[failed].returncode
+        return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as shells do
+
+
+def _die_with_parent() -> None:
+    """In a child on Linux: be killed with SIGKILL when the launcher dies (no orphaned ranks)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _wait_first_failure(procs: Sequence[subprocess.Popen], poll_s: float) -> int:

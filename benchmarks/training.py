@@ -118,6 +118,7 @@ def loss_curve(losses: list[float], points: int = 100) -> list[float]:
 def _state_identity(method: TorchMethod, protocol: TrainProtocol, session: TrainSession
                     ) -> dict[str, Any]:
     protocol_fields = {k: v for k, v in protocol.to_dict().items() if k != "num_workers"}
+    protocol_fields["device"] = str(protocol.device).split(":")[0]  # cuda:RANK on each rank
     return {"method": method.name, "hparams": method.hparams, "protocol": protocol_fields,
             "processes": session.dist.world_size, **session.identity}
 
@@ -158,6 +159,10 @@ def train_method(method: TorchMethod, train: Dataset, val: Dataset | None,
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"][ctx.rank], device)
+        if tuple(state["sampler"]) != divmod(int(state["step"]), sampler.batches_per_epoch):
+            raise ConfigError(f"training state {str(session.state_path)!r} stopped at epoch, "
+                              f"batch {tuple(state['sampler'])}, which step {state['step']} does "
+                              "not reach with this split and batch size")
         run.update(step=int(state["step"]), best_val=float(state["best_val"]),
                    best_step=int(state["best_step"]), best_state=state["best_state"],
                    losses=state["losses"].tolist(), seconds=float(state["seconds"]),
@@ -199,10 +204,12 @@ def train_method(method: TorchMethod, train: Dataset, val: Dataset | None,
                                    best_state=copy.deepcopy(network.state_dict()))
                 if session.state_path is not None and (step % every == 0 or last):
                     _write_state(session.state_path, run, identity, network, optimizer,
-                                 scheduler, ctx, device, time.perf_counter() - start)
+                                 scheduler, ctx, device, time.perf_counter() - start,
+                                 divmod(step, sampler.batches_per_epoch))
                 if last:
                     break
         bar.close()
+        del wrapper  # before the group goes (see process_group)
     if run["best_state"] is not None:
         network.load_state_dict(run["best_state"])
     losses = run["losses"]
@@ -223,12 +230,15 @@ def train_method(method: TorchMethod, train: Dataset, val: Dataset | None,
 def _write_state(path: Path, run: Mapping[str, Any], identity: Mapping[str, Any],
                  network: nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, ctx: DistContext,
-                 device: torch.device, seconds: float) -> None:
-    """Gather every rank's RNG state and let rank 0 write the training state of ``run``."""
+                 device: torch.device, seconds: float, sampler: tuple[int, int]) -> None:
+    """Gather every rank's RNG state and let rank 0 write the training state of ``run``.
+
+    ``sampler`` is the data sampler's position after the step: ``(epoch, batch in epoch)``.
+    """
     rng = gather_to_main(capture_rng(device), ctx)
     if rng is None:
         return
-    save_state({"identity": identity_key(identity), "step": run["step"],
+    save_state({"identity": identity_key(identity), "step": run["step"], "sampler": sampler,
                 "network": network.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "best_val": run["best_val"],
                 "best_step": run["best_step"], "best_state": run["best_state"],

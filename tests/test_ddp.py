@@ -136,6 +136,18 @@ def test_nproc_inside_torchrun_and_a_foreign_state_are_refused(tiny_store, tmp_p
 # ------------------------------------------------------------------------------------------------
 # end to end: processes and SIGKILL
 
+def test_bad_input_under_nproc_prints_one_error_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "deeplightmd.cli", "bench", "--method", "srcnn",
+                           "--store", str(tmp_path / "missing.zarr"), "--nproc", "2",
+                           "--no-leaderboard", "--quiet", "--out", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: no DeepLightMD store at {str(tmp_path / 'missing.zarr')!r}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def _bench(store: str, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "deeplightmd.cli", "bench", "--store", store,
