@@ -29,6 +29,25 @@ def parse_hparams(items: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def command_args(command: click.Command, params: Mapping[str, Any],
+                 drop: tuple[str, ...] = ()) -> list[str]:
+    """Command-line arguments that reproduce the parsed ``params`` of ``command``.
+
+    ``None`` values and unset flags are left out, as are the options named in ``drop``.
+    """
+    args: list[str] = []
+    for param in command.params:
+        value = params.get(param.name or "")
+        if not isinstance(param, click.Option) or param.name in drop or value in (None, ()):
+            continue
+        if param.is_flag:
+            args += [param.opts[0]] if value else []
+            continue
+        for item in (value if param.multiple else (value,)):
+            args += [param.opts[0], str(item)]
+    return args
+
+
 def summary_table(results: Mapping[str, Any]) -> str:
     """A short text table of a results document (local means ± CI and per-region metrics)."""
     local = results["metrics"]["local"]
@@ -84,11 +103,31 @@ def summary_table(results: Mapping[str, Any]) -> str:
                    "paper 4]; speed only, the crops and their order stay the same.")
 @click.option("--max-test-clips", type=int, default=None,
               help="Evaluate only the first N test clips (quick checks).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Train this many steps instead of the budget's (quick checks; recorded in the "
+                   "results' protocol, so such rows are not comparable with full-budget ones).")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train with N DDP processes on this machine (gloo on CPU, nccl with one GPU "
+                   "per process), the same global batch split over them; rank 0 evaluates and "
+                   "writes. Under torchrun use `torchrun --nproc-per-node N -m benchmarks.train` "
+                   "with the bench options instead. Ignored, with a note, for methods not "
+                   "trained by the shared torch loop and with --checkpoint.")
+@click.option("--checkpoint-every", "state_every", type=click.IntRange(min=1), default=None,
+              help="Steps between resumable training states, written atomically to "
+                   "<out>.train-state.pt and deleted when the run completes [default: the "
+                   "protocol's val_every, small 100, paper 5000].")
+@click.option("--resume", is_flag=True,
+              help="Continue a killed run from its <out>.train-state.pt (same command and "
+                   "options); starts from step 0 when there is none. Ends with the weights of an "
+                   "uninterrupted run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def bench(method_name: str, store: str, budget: str, seed: int, out: str | None,
-          checkpoint: str | None, device: str, board_file: str, no_leaderboard: bool,
-          hparam_items: tuple[str, ...], tile: int, overlap: int, geotiff_dir: str | None,
-          max_test_clips: int | None, loader_workers: int | None, quiet: bool) -> None:
+@click.pass_context
+def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: int,
+          out: str | None, checkpoint: str | None, device: str, board_file: str,
+          no_leaderboard: bool, hparam_items: tuple[str, ...], tile: int, overlap: int,
+          geotiff_dir: str | None, max_test_clips: int | None, loader_workers: int | None,
+          steps: int | None, nproc: int, state_every: int | None, resume: bool,
+          quiet: bool) -> None:
     """Train (or load) a method on a store, evaluate it on the test split and held-out regions.
 
     \b
@@ -96,17 +135,39 @@ def bench(method_name: str, store: str, budget: str, seed: int, out: str | None,
       deeplightmd bench --method bicubic --store demo/demo.zarr
       deeplightmd bench --method edsr --budget small --seed 1 --device cuda
       deeplightmd bench --method edsr --checkpoint results/edsr_small_seed0.safetensors
+      deeplightmd bench --method edsr --nproc 2            # 2 DDP processes, same weights
+      deeplightmd bench --method edsr --resume             # continue a killed run
     """
+    from benchmarks.distributed import SINGLE, context_from_env, launch_workers
     from benchmarks.leaderboard.board import add_to_file, row_from_results
+    from benchmarks.registry import get_method
     from benchmarks.runner import RegionalSettings, run_benchmark
+    from benchmarks.training import TrainSession, single_process_reason
 
     out = out or f"results/{method_name}_{budget}_seed{seed}.json"
+    dist = context_from_env()
+    if dist.active and nproc > 1:
+        raise ConfigError(f"--nproc {nproc} inside a group of {dist.world_size} processes "
+                          "(torchrun); give the process count to one of them only")
+    if nproc > 1 or dist.active:
+        reason = single_process_reason(get_method(method_name), checkpoint is not None)
+        if reason:
+            if not dist.is_main:
+                return
+            click.echo(f"note: {reason}; training in one process")
+            nproc, dist = 1, SINGLE
+    if nproc > 1:
+        ctx.exit(launch_workers(command_args(ctx.command, {**ctx.params, "out": out},
+                                             drop=("nproc",)), nproc))
     results = run_benchmark(
         method_name, store, budget=budget, seed=seed, out=out, checkpoint=checkpoint,
         device=device, progress=not quiet, hparams=parse_hparams(hparam_items),
         regional=RegionalSettings(tile=tile, overlap=overlap,
                                   geotiff_dir=Path(geotiff_dir) if geotiff_dir else None),
-        max_test_clips=max_test_clips, loader_workers=loader_workers)
+        max_test_clips=max_test_clips, loader_workers=loader_workers, steps=steps,
+        session=TrainSession(dist=dist, state_every=state_every, resume=resume))
+    if results is None:  # a rank other than 0: rank 0 reports
+        return
     click.echo(summary_table(results))
     click.echo(f"results: {out}")
     if results.get("checkpoint") and results["checkpoint"]["trained_in_this_run"]:

@@ -23,7 +23,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,12 @@ import torch
 import zarr
 from tqdm.auto import tqdm
 
+from benchmarks.distributed import SINGLE, rank_device
 from benchmarks.method import Method, MethodContext
 from benchmarks.protocol import TrainProtocol, protocol_for_budget, resolve_device, seed_everything
 from benchmarks.registry import get_method
 from benchmarks.results import assemble_results, utc_now, write_json
+from benchmarks.training import TrainSession, fit_method, single_process_reason
 from deeplightmd._version import __version__
 from deeplightmd.errors import ConfigError, StoreError
 from deeplightmd.normalize import Normalizer
@@ -115,17 +117,19 @@ def make_context(attrs: Mapping[str, Any], device: torch.device, seed: int) -> M
 
 
 def make_protocol(cls: type[Method], budget: str, seed: int, device: torch.device,
-                  lr_clip: int | None = None, loader_workers: int | None = None
-                  ) -> TrainProtocol:
+                  lr_clip: int | None = None, loader_workers: int | None = None,
+                  steps: int | None = None) -> TrainProtocol:
     """Budget protocol + the method's overrides, with the run's seed and device.
 
     The training crop is limited to the store's LR clip side when the clips are smaller.
     ``loader_workers`` replaces the budget's DataLoader worker count (speed only: crops and
-    batch order do not depend on it).
+    batch order do not depend on it); ``steps`` the number of training steps (quick checks).
     """
     run = {"seed": seed, "device": str(device)}
     if loader_workers is not None:
         run["num_workers"] = loader_workers
+    if steps is not None:
+        run["steps"] = steps
     protocol = protocol_for_budget(budget).with_overrides(
         {**cls.protocol_overrides(budget), **run})
     if lr_clip is not None and protocol.lr_crop > lr_clip:
@@ -478,9 +482,13 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
                   hparams: Mapping[str, Any] | None = None,
                   checkpoint_out: str | Path | None = None,
                   regional: RegionalSettings | None = None, max_test_clips: int | None = None,
-                  eval_batch_size: int = 4, loader_workers: int | None = None
-                  ) -> dict[str, Any]:
+                  eval_batch_size: int = 4, loader_workers: int | None = None,
+                  steps: int | None = None, session: TrainSession | None = None
+                  ) -> dict[str, Any] | None:
     """Train (or load) ``method_name`` on ``store`` and evaluate it; return the results dict.
+
+    With several processes (``session.dist``) every rank trains and only rank 0 evaluates,
+    writes and returns the results; the other ranks return ``None``.
 
     Args:
         method_name: a registered method (``deeplightmd methods``), or a
@@ -500,6 +508,10 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         max_test_clips: evaluate only the first test clips (quick checks).
         eval_batch_size: test clips per ``predict`` call.
         loader_workers: DataLoader worker processes for training (default: the budget's).
+        steps: training steps instead of the budget's (quick checks; recorded in the protocol).
+        session: processes and resumable training state
+            (:class:`~benchmarks.training.TrainSession`); its ``state_path`` defaults to the
+            checkpoint's ``<name>.train-state.pt``, deleted once the results are written.
     """
     from benchmarks.metrics import MetricConfig, compute_local_metrics
     from deeplightmd.access import DeepLightDataset
@@ -509,11 +521,16 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
     cls = get_method(method_name) if isinstance(method_name, str) else method_name
     attrs = read_store_attrs(store)
     check_store_modalities(store, cls.name, needed_modalities(cls))
-    torch_device = resolve_device(device)
+    session = session or TrainSession()
+    if session.dist.active and single_process_reason(cls, checkpoint is not None):
+        if not session.dist.is_main:
+            return None
+        session = replace(session, dist=SINGLE)
+    torch_device = rank_device(resolve_device(device), session.dist)
     seed_everything(seed)
     context = make_context(attrs, torch_device, seed)
     protocol = make_protocol(cls, budget, seed, torch_device, int(attrs["grid"]["lr_clip"]),
-                             loader_workers)
+                             loader_workers, steps)
     fingerprint = attrs.get("fingerprint")
     regional = regional or RegionalSettings()
     metric_config = MetricConfig()
@@ -544,8 +561,13 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
                                  normalize=True, seed=seed)
         val = DeepLightDataset(store, "val", modalities=train_names, crop=None, normalize=True,
                                seed=seed)
-        training = dict(method.fit(train, val, protocol, progress=progress) or {})
         target = checkpoint_out or (Path(out).with_suffix(".safetensors") if out else None)
+        session = replace(session, identity={"store_fingerprint": fingerprint},
+                          state_path=session.state_path or (
+                              Path(target).with_suffix(".train-state.pt") if target else None))
+        training = fit_method(method, train, val, protocol, progress, session)
+        if not session.dist.is_main:
+            return None
         if target is not None and method.state_dict():
             path = save_checkpoint(method, target, store_fingerprint=fingerprint,
                                    dataset=attrs.get("dataset"), protocol=protocol,
@@ -585,6 +607,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         device=torch_device, training=training, checkpoint=ckpt_record, seed=seed)
     if out is not None:
         write_json(results, out)
+    if checkpoint is None and session.state_path is not None:
+        session.state_path.unlink(missing_ok=True)  # the run is complete
     return results
 
 
