@@ -13,7 +13,8 @@ from benchmarks.protocol import BUDGETS
 from deeplightmd.errors import ConfigError
 
 #: local metrics shown in the table printed at the end of a run (when reported)
-SUMMARY_METRICS = ("psnr", "ssim", "psnr_log", "ssim_log", "rmse", "mae", "piqe", "lrc_rmse")
+SUMMARY_METRICS = ("psnr", "ssim", "psnr_log", "ssim_log", "rmse", "mae", "gmsd_log", "piqe",
+                   "lrc_rmse")
 #: regional metrics shown per region (when reported)
 REGION_METRICS = ("psnr", "total_light_rel_error", "lit_iou", "admin_r2", "seam_ratio")
 
