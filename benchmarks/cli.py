@@ -80,6 +80,9 @@ def summary_table(results: Mapping[str, Any]) -> str:
               help="LR overlap between regional tiles (blended).")
 @click.option("--geotiff-dir", type=click.Path(file_okay=False), default=None,
               help="Also write each region's SR mosaic as a GeoTIFF here.")
+@click.option("--thumbnails", "thumbnail_dir", type=click.Path(file_okay=False), default=None,
+              help="Write PNG thumbnails of the first test clips and of each region mosaic here "
+                   "(shown by `leaderboard render`).")
 @click.option("--loader-workers", type=int, default=None,
               help="DataLoader worker processes for training [default: the budget's, small 0, "
                    "paper 4]; speed only, the crops and their order stay the same.")
@@ -89,7 +92,8 @@ def summary_table(results: Mapping[str, Any]) -> str:
 def bench(method_name: str, store: str, budget: str, seed: int, out: str | None,
           checkpoint: str | None, device: str, board_file: str, no_leaderboard: bool,
           hparam_items: tuple[str, ...], tile: int, overlap: int, geotiff_dir: str | None,
-          max_test_clips: int | None, loader_workers: int | None, quiet: bool) -> None:
+          max_test_clips: int | None, loader_workers: int | None, thumbnail_dir: str | None,
+          quiet: bool) -> None:
     """Train (or load) a method on a store, evaluate it on the test split and held-out regions.
 
     \b
@@ -107,7 +111,7 @@ def bench(method_name: str, store: str, budget: str, seed: int, out: str | None,
         device=device, progress=not quiet, hparams=parse_hparams(hparam_items),
         regional=RegionalSettings(tile=tile, overlap=overlap,
                                   geotiff_dir=Path(geotiff_dir) if geotiff_dir else None),
-        max_test_clips=max_test_clips, loader_workers=loader_workers)
+        max_test_clips=max_test_clips, loader_workers=loader_workers, thumbnail_dir=thumbnail_dir)
     click.echo(summary_table(results))
     click.echo(f"results: {out}")
     if results.get("checkpoint") and results["checkpoint"]["trained_in_this_run"]:
