@@ -20,8 +20,8 @@ from test_results import make_results
 
 from benchmarks.leaderboard import add_rows, read_rows, row_from_results
 from benchmarks.leaderboard.board import empty_board
-from benchmarks.leaderboard.site import ranking_table, render_site
 from benchmarks.leaderboard.render import group_rows
+from benchmarks.leaderboard.site import ranking_table, render_site
 from benchmarks.results import read_results
 from deeplightmd.cli import cli
 

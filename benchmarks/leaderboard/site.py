@@ -37,7 +37,8 @@ REGION_COLUMNS = ("psnr", "total_light_rel_error", "lit_iou", "admin_r2")
 #: records load failures and JavaScript errors on <body> (data-* attributes) for tests and readers
 STATUS_SCRIPT = """<script>
 window.addEventListener('error', function (e) {
-  var b = document.body; b.dataset.jsErrors = (b.dataset.jsErrors || '') + (e.message || 'error') + ';';
+  var b = document.body;
+  b.dataset.jsErrors = (b.dataset.jsErrors || '') + (e.message || 'error') + ';';
 }, true);
 window.addEventListener('load', function () {
   var ok = 0, bad = 0;
