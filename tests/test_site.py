@@ -160,3 +160,16 @@ def test_site_in_headless_chromium(site: Path, tmp_path: Path):
     assert pixels.std() > 20.0
     # the figures and thumbnails bring colour: many distinct colours, not just text on white
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500
+
+
+def test_region_error_bars_when_rows_carry_region_cis():
+    from benchmarks.leaderboard.site import psnr_figure, total_light_figure
+
+    row = row_from_results(make_results("a", [30.0, 31.0]))
+    assert "errorbar-psnr-r1" not in psnr_figure([row]).decode()
+    row["regional"]["r1"].update(psnr_ci_low=17.0, psnr_ci_high=18.5,
+                                 total_light_rel_error=-0.1)
+    svg = psnr_figure([row]).decode()
+    assert 'id="errorbar-psnr-local-0"' in svg and 'id="errorbar-psnr-r1-0"' in svg
+    assert 'id="errorbar-total_light_rel_error-regions-0"' in total_light_figure([row]).decode()
+    assert total_light_figure([row_from_results(make_results("b"))]) is None  # no such metric

@@ -113,27 +113,56 @@ def region_error(row: Mapping[str, Any], region: str, metric: str) -> tuple[floa
 # ------------------------------------------------------------------------------------------------
 # figures
 
-def _figure_svg(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="svg")
-    return buf.getvalue()
-
-
 def _mark_errorbars(container: Any, gid: str) -> None:
     """Give an errorbar's bar lines an SVG id (``errorbar-…``) so a reader or test finds them."""
     for k, artist in enumerate(container.lines[2]):
         artist.set_gid(f"errorbar-{gid}-{k}")
 
 
-def psnr_figure(rows: Sequence[Mapping[str, Any]], metric: str = "psnr") -> bytes | None:
-    """SVG: per method, the local ``metric`` mean with its 95 % CI and each region's value."""
+def _axes() -> tuple[Any, Any]:
     from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(7.0, 4.0), dpi=100)
+    return fig, fig.add_subplot()
+
+
+def _plot_regions(ax: Any, xs: np.ndarray, methods: Sequence[Mapping[str, Any]], metric: str,
+                  scale: float = 1.0) -> None:
+    """Each region's value of ``metric`` (× ``scale``) beside each method's x position, with
+    error bars when every point of the region has a CI (:func:`region_error`)."""
+    regions = sorted({g for r in methods for g in region_values(r, metric)})
+    for j, region in enumerate(regions):
+        pts = [(x + 0.12 * (j + 1), scale * region_values(r, metric)[region],
+                region_error(r, region, metric))
+               for x, r in zip(xs, methods, strict=True) if region in region_values(r, metric)]
+        yerr = None
+        if all(p[2] is not None for p in pts):
+            yerr = scale * np.array([p[2] for p in pts]).T
+        bars = ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr, fmt="s",
+                           capsize=3, label=f"region {region}")
+        if yerr is not None:
+            _mark_errorbars(bars, f"{metric}-{_slug(region)}")
+
+
+def _finish(fig: Any, ax: Any, xs: np.ndarray, methods: Sequence[Mapping[str, Any]],
+            ylabel: str, title: str) -> bytes:
+    ax.set_xticks(xs, [r["method"] for r in methods], rotation=20)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg")
+    return buf.getvalue()
+
+
+def psnr_figure(rows: Sequence[Mapping[str, Any]], metric: str = "psnr") -> bytes | None:
+    """SVG: per method, the local ``metric`` mean with its 95 % CI and each region's value."""
     methods = [r for r in rows if metric_mean(r, metric) is not None]
     if not methods:
         return None
-    fig = Figure(figsize=(7.0, 4.0), dpi=100)
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     xs = np.arange(len(methods))
     means = [metric_mean(r, metric) for r in methods]
     errs = np.array([[m - (r["metrics"][metric].get("ci_low") or m),
@@ -142,64 +171,28 @@ def psnr_figure(rows: Sequence[Mapping[str, Any]], metric: str = "psnr") -> byte
     bars = ax.errorbar(xs, means, yerr=np.maximum(errs, 0.0), fmt="o", capsize=5, color="k",
                        label="test clips: mean ± 95 % CI")
     _mark_errorbars(bars, f"{metric}-local")
-    regions = sorted({g for r in methods for g in region_values(r, metric)})
-    for j, region in enumerate(regions):
-        offset = 0.12 * (j + 1)
-        pts = [(x + offset, region_values(r, metric)[region], region_error(r, region, metric))
-               for x, r in zip(xs, methods, strict=True) if region in region_values(r, metric)]
-        yerr = None
-        if all(p[2] is not None for p in pts):
-            yerr = np.array([p[2] for p in pts]).T
-        bars = ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr, fmt="s",
-                           capsize=3, label=f"region {region}")
-        if yerr is not None:
-            _mark_errorbars(bars, f"{metric}-{_slug(region)}")
-    ax.set_xticks(xs, [r["method"] for r in methods], rotation=20)
-    ax.set_ylabel(f"{metric} (dB)" if metric.startswith("psnr") else metric)
-    ax.set_title(f"{metric}: test clips and held-out regions")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _figure_svg(fig)
+    _plot_regions(ax, xs, methods, metric)
+    return _finish(fig, ax, xs, methods, f"{metric} (dB)" if metric.startswith("psnr") else metric,
+                   f"{metric}: test clips and held-out regions")
 
 
 def total_light_figure(rows: Sequence[Mapping[str, Any]],
                        metric: str = "total_light_rel_error") -> bytes | None:
     """SVG: per method, each region's total-light error (%) and their mean ± sd over regions."""
-    from matplotlib.figure import Figure
-
     methods = [r for r in rows if region_values(r, metric)]
     if not methods:
         return None
-    fig = Figure(figsize=(7.0, 4.0), dpi=100)
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     xs = np.arange(len(methods))
-    values = [region_values(r, metric) for r in methods]
-    means = [100.0 * float(np.mean(list(v.values()))) for v in values]
-    sds = [100.0 * float(np.std(list(v.values()))) for v in values]
-    bars = ax.errorbar(xs, means, yerr=sds, fmt="D", capsize=6, color="k",
-                       label="mean ± sd over regions")
+    values = [list(region_values(r, metric).values()) for r in methods]
+    bars = ax.errorbar(xs, [100.0 * float(np.mean(v)) for v in values],
+                       yerr=[100.0 * float(np.std(v)) for v in values], fmt="D", capsize=6,
+                       color="k", label="mean ± sd over regions")
     _mark_errorbars(bars, f"{metric}-regions")
-    regions = sorted({g for v in values for g in v})
-    for j, region in enumerate(regions):
-        offset = 0.12 * (j + 1)
-        pts = [(x + offset, 100.0 * v[region], region_error(r, region, metric))
-               for x, r, v in zip(xs, methods, values, strict=True) if region in v]
-        yerr = None
-        if all(p[2] is not None for p in pts):
-            yerr = 100.0 * np.array([p[2] for p in pts]).T
-        bars = ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr, fmt="s",
-                           capsize=3, label=f"region {region}")
-        if yerr is not None:
-            _mark_errorbars(bars, f"{metric}-{_slug(region)}")
+    _plot_regions(ax, xs, methods, metric, scale=100.0)
     ax.axhline(0.0, color="0.5", lw=0.8)
-    ax.set_xticks(xs, [r["method"] for r in methods], rotation=20)
-    ax.set_ylabel("total light error (%)")
-    ax.set_title("regional total light: (Σ SR − Σ HR) / Σ HR")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _figure_svg(fig)
+    return _finish(fig, ax, xs, methods, "total light error (%)",
+                   "regional total light: (Σ SR − Σ HR) / Σ HR")
 
 
 # ------------------------------------------------------------------------------------------------
