@@ -28,7 +28,7 @@ DEMO_STORE := $(DEMO_DIR)/demo.zarr
 LEADERBOARD := $(DEMO_DIR)/leaderboard.json
 # methods benchmarked by `make demo` (one per family, plus the paper's method); `make bench-all` runs every one
 DEMO_METHODS ?= bicubic downscale-gbrt edsr fusion-edsr deeplightsr
-BENCH = $(CLI) bench --store $(DEMO_STORE) --leaderboard $(LEADERBOARD)
+BENCH = $(CLI) bench --store $(DEMO_STORE) --leaderboard $(LEADERBOARD) --thumbnails $(DEMO_DIR)/thumbnails
 
 $(DEMO_WORLD)/world.json: | $(STAMP)
 	$(CLI) synth $(DEMO_WORLD) --preset demo --overwrite

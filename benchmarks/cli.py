@@ -13,7 +13,8 @@ from benchmarks.protocol import BUDGETS
 from deeplightmd.errors import ConfigError
 
 #: local metrics shown in the table printed at the end of a run (when reported)
-SUMMARY_METRICS = ("psnr", "ssim", "psnr_log", "ssim_log", "rmse", "mae", "piqe", "lrc_rmse")
+SUMMARY_METRICS = ("psnr", "ssim", "psnr_log", "ssim_log", "rmse", "mae", "gmsd_log", "piqe",
+                   "lrc_rmse")
 #: regional metrics shown per region (when reported)
 REGION_METRICS = ("psnr", "total_light_rel_error", "lit_iou", "admin_r2", "seam_ratio")
 
@@ -98,6 +99,9 @@ def summary_table(results: Mapping[str, Any]) -> str:
               help="LR overlap between regional tiles (blended).")
 @click.option("--geotiff-dir", type=click.Path(file_okay=False), default=None,
               help="Also write each region's SR mosaic as a GeoTIFF here.")
+@click.option("--thumbnails", "thumbnail_dir", type=click.Path(file_okay=False), default=None,
+              help="Write PNG thumbnails of the first test clips and of each region mosaic here "
+                   "(shown by `leaderboard render`).")
 @click.option("--loader-workers", type=int, default=None,
               help="DataLoader worker processes for training [default: the budget's, small 0, "
                    "paper 4]; speed only, the crops and their order stay the same.")
@@ -126,7 +130,8 @@ def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: i
           out: str | None, checkpoint: str | None, device: str, board_file: str,
           no_leaderboard: bool, hparam_items: tuple[str, ...], tile: int, overlap: int,
           geotiff_dir: str | None, max_test_clips: int | None, loader_workers: int | None,
-          steps: int | None, nproc: int, state_every: int | None, resume: bool,
+          thumbnail_dir: str | None, steps: int | None, nproc: int,
+          state_every: int | None, resume: bool,
           quiet: bool) -> None:
     """Train (or load) a method on a store, evaluate it on the test split and held-out regions.
 
@@ -165,6 +170,7 @@ def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: i
         regional=RegionalSettings(tile=tile, overlap=overlap,
                                   geotiff_dir=Path(geotiff_dir) if geotiff_dir else None),
         max_test_clips=max_test_clips, loader_workers=loader_workers, steps=steps,
+        thumbnail_dir=thumbnail_dir,
         session=TrainSession(dist=dist, state_every=state_every, resume=resume))
     if results is None:  # a rank other than 0: rank 0 reports
         return

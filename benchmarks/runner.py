@@ -37,6 +37,7 @@ from benchmarks.method import Method, MethodContext
 from benchmarks.protocol import TrainProtocol, protocol_for_budget, resolve_device, seed_everything
 from benchmarks.registry import get_method
 from benchmarks.results import assemble_results, utc_now, write_json
+from benchmarks.thumbnails import ThumbnailRecorder
 from benchmarks.training import TrainSession, fit_method, single_process_reason
 from deeplightmd._version import __version__
 from deeplightmd.errors import ConfigError, StoreError
@@ -46,6 +47,10 @@ from deeplightmd.store_format import MODALITY_NAMES, REGIONS_GROUP, SPLITS, read
 CHECKPOINT_FORMAT = "deeplight-checkpoint"
 CHECKPOINT_VERSION = 1
 LocalMetricFn = Callable[[np.ndarray, np.ndarray, np.ndarray, Any], Mapping[str, float]]
+#: called with ``(clip_id, lr, sr, hr)`` radiance arrays of each evaluated test clip
+ClipHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
+#: called with ``(region, sr, hr)`` radiance mosaics of each evaluated region
+RegionHook = Callable[[str, np.ndarray, np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -304,7 +309,7 @@ class LocalEvaluation:
 
 def evaluate_local(method: Method, test: torch.utils.data.Dataset, metric_fn: LocalMetricFn,
                    sensor_model: Any = None, batch_size: int = 4, max_clips: int | None = None,
-                   progress: bool = True) -> LocalEvaluation:
+                   progress: bool = True, on_clip: ClipHook | None = None) -> LocalEvaluation:
     """Predict every test clip and compute ``metric_fn(sr, hr, lr, sensor_model)`` on radiance.
 
     Args:
@@ -316,6 +321,7 @@ def evaluate_local(method: Method, test: torch.utils.data.Dataset, metric_fn: Lo
         batch_size: clips per ``predict`` call.
         max_clips: evaluate only the first clips (quick checks; recorded in the results).
         progress: show a progress bar.
+        on_clip: called with ``(clip_id, lr, sr, hr)`` of every clip (e.g. thumbnails).
     """
     normalizer = method.context.normalizer
     device = method.context.device
@@ -340,6 +346,8 @@ def evaluate_local(method: Method, test: torch.utils.data.Dataset, metric_fn: Lo
         for i in range(sr.shape[0]):
             values = metric_fn(sr[i, 0], hr[i, 0], lr[i, 0], sensor_model)
             per_clip["clip_id"].append(int(raw["clip_id"][i]))
+            if on_clip is not None:
+                on_clip(int(raw["clip_id"][i]), lr[i, 0], sr[i, 0], hr[i, 0])
             for name, value in values.items():
                 per_clip.setdefault(name, []).append(None if value is None else float(value))
         bar.update(sr.shape[0])
@@ -439,8 +447,10 @@ def read_region_reference(store: str, region: str) -> np.ndarray:
 
 
 def evaluate_regions(method: Method, store: str, settings: RegionalSettings, metric_config: Any,
-                     progress: bool = True) -> tuple[dict[str, dict[str, float | None]], float]:
-    """Regional metrics of every selected region; returns ``(per-region metrics, seconds)``."""
+                     progress: bool = True, on_region: RegionHook | None = None
+                     ) -> tuple[dict[str, dict[str, float | None]], float]:
+    """Regional metrics of every selected region; returns ``(per-region metrics, seconds)``.
+    ``on_region(name, sr, hr)`` is called with each region's mosaics (e.g. thumbnails)."""
     from benchmarks.metrics import compute_regional_metrics
     from deeplightmd.access import RegionDataset
 
@@ -469,6 +479,8 @@ def evaluate_regions(method: Method, store: str, settings: RegionalSettings, met
         if settings.geotiff_dir is not None:
             write_geotiff(Path(settings.geotiff_dir) / f"{method.name}_{name}.tif", pred.sr,
                           region.crs, region.transform)
+        if on_region is not None:
+            on_region(name, pred.sr, hr)
     return out, total
 
 
@@ -483,8 +495,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
                   checkpoint_out: str | Path | None = None,
                   regional: RegionalSettings | None = None, max_test_clips: int | None = None,
                   eval_batch_size: int = 4, loader_workers: int | None = None,
-                  steps: int | None = None, session: TrainSession | None = None
-                  ) -> dict[str, Any] | None:
+                  steps: int | None = None, session: TrainSession | None = None,
+                  thumbnail_dir: str | Path | None = None) -> dict[str, Any] | None:
     """Train (or load) ``method_name`` on ``store`` and evaluate it; return the results dict.
 
     With several processes (``session.dist``) every rank trains and only rank 0 evaluates,
@@ -512,6 +524,9 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         session: processes and resumable training state
             (:class:`~benchmarks.training.TrainSession`); its ``state_path`` defaults to the
             checkpoint's ``<name>.train-state.pt``, deleted once the results are written.
+        thumbnail_dir: write PNG thumbnails of the first test clips and of every region mosaic
+            here (:mod:`benchmarks.thumbnails`; the leaderboard site shows them) and record
+            their paths in the results under ``thumbnails``.
     """
     from benchmarks.metrics import MetricConfig, compute_local_metrics
     from deeplightmd.access import DeepLightDataset
@@ -583,10 +598,13 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
                   ) -> Mapping[str, float]:
         return compute_local_metrics(sr, hr, lr, model, metric_config)
 
+    thumbs = ThumbnailRecorder(thumbnail_dir, cls.name) if thumbnail_dir is not None else None
     local = evaluate_local(method, test, metric_fn, sensor_model, batch_size=eval_batch_size,
-                           max_clips=max_test_clips, progress=progress)
+                           max_clips=max_test_clips, progress=progress,
+                           on_clip=thumbs.add_clip if thumbs else None)
     regions, regional_seconds = evaluate_regions(method, store, regional, metric_config,
-                                                 progress=progress)
+                                                 progress=progress,
+                                                 on_region=thumbs.add_region if thumbs else None)
     results = assemble_results(
         method={"name": cls.name, "version": str(getattr(cls, "version", "") or __version__),
                 "family": cls.family, "description": cls.description,
@@ -605,6 +623,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
                  "regional_seconds": regional_seconds,
                  "total_seconds": time.perf_counter() - start},
         device=torch_device, training=training, checkpoint=ckpt_record, seed=seed)
+    if thumbs is not None:
+        results["thumbnails"] = thumbs.record()
     if out is not None:
         write_json(results, out)
     if checkpoint is None and session.state_path is not None:

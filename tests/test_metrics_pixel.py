@@ -127,7 +127,8 @@ def test_local_metrics_report_documented_names_and_skip_what_is_missing():
     model = SensorModel()
     out = compute_local_metrics(hr + 1.0, hr, degrade(hr, model), model)
     assert set(out) <= set(METRICS)
-    assert {"psnr", "ssim_log", "piqe", "lrc_rmse", "lrc_total_rel_bias"} <= set(out)
+    assert {"psnr", "ssim_log", "piqe", "gmsd_log", "lrc_rmse", "lrc_total_rel_bias"} <= set(out)
     assert out["rmse"] == pytest.approx(1.0)
-    bare = compute_local_metrics(hr, hr, None, None, MetricConfig(piqe=False, log_metrics=False))
+    bare = compute_local_metrics(hr, hr, None, None,
+                                 MetricConfig(piqe=False, log_metrics=False, gmsd=False))
     assert set(bare) == {"psnr", "ssim", "rmse", "mae"}

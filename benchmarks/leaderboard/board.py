@@ -89,6 +89,7 @@ def row_from_results(results: Mapping[str, Any]) -> dict[str, Any]:
                                                  "megapixels_per_second", "total_seconds")},
         "git_commit": results["git_commit"],
         "date": results["date"],
+        **({"thumbnails": results["thumbnails"]} if results.get("thumbnails") else {}),
     }
     validate_row(row)
     return row

@@ -15,6 +15,8 @@ from benchmarks.leaderboard.board import (
 )
 from benchmarks.leaderboard.compare import compare_results
 from benchmarks.leaderboard.render import format_html, format_markdown, format_text, group_rows
+from benchmarks.leaderboard.site import render_site
+from benchmarks.outputs import write_text_atomic
 from benchmarks.results import read_json, read_results, validate_results
 
 
@@ -76,19 +78,23 @@ def show(obj: dict, metric: str) -> None:
 
 @leaderboard.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="leaderboard",
-              show_default=True, help="Folder for leaderboard.md and leaderboard.html.")
+              show_default=True, help="Site folder: index.html with figures and thumbnails, "
+                                      "plus leaderboard.md and leaderboard.html.")
 @click.option("--metric", default="psnr", show_default=True, help="Local metric to rank by.")
 @click.option("--x", "x_axis", type=click.Choice(["runtime", "params"]), default="runtime",
               show_default=True, help="Plot's x axis: throughput (Mpx/s) or parameter count.")
 @click.pass_obj
 def render(obj: dict, out_dir: str, metric: str, x_axis: str) -> None:
-    """Write Markdown and a self-contained HTML page (with an embedded plot)."""
-    groups = group_rows(load_board(obj["file"])["rows"])
+    """Write the static site (index.html: ranking with CIs, figures with error bars, example
+    SR crops and mosaics, reported vs reproduced, provenance), Markdown and a one-page HTML."""
+    rows = load_board(obj["file"])["rows"]
+    groups = group_rows(rows)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "leaderboard.md").write_text(format_markdown(groups, metric), encoding="utf-8")
-    (out / "leaderboard.html").write_text(format_html(groups, metric, x_axis), encoding="utf-8")
-    click.echo(f"wrote {out / 'leaderboard.md'} and {out / 'leaderboard.html'}")
+    written = render_site(rows, out, metric, bases=(Path.cwd(), Path(obj["file"]).parent))
+    write_text_atomic(out / "leaderboard.md", format_markdown(groups, metric))
+    write_text_atomic(out / "leaderboard.html", format_html(groups, metric, x_axis))
+    click.echo(f"wrote {written[-1]} ({len(written) - 1} figure(s)), {out / 'leaderboard.md'} "
+               f"and {out / 'leaderboard.html'}")
 
 
 @leaderboard.command()

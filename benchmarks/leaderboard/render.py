@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks.metrics.config import METRICS
 
 #: extra columns shown when some row of a group has them
-DISPLAY_METRICS = ("psnr", "ssim", "psnr_log", "rmse", "piqe")
+DISPLAY_METRICS = ("psnr", "ssim", "psnr_log", "rmse", "gmsd_log", "piqe")
 X_AXES = {"runtime": ("megapixels_per_second", "inference throughput (output Mpx/s)"),
           "params": ("params", "learned parameters")}
 

@@ -1,4 +1,5 @@
-"""Benchmark metrics: local (per clip) and regional (per province mosaic), PIQE and statistics.
+"""Benchmark metrics: local (per clip) and regional (per province mosaic), PIQE, GMSD
+and statistics.
 
 Entry points: :func:`compute_local_metrics` and :func:`compute_regional_metrics`; settings in
 :class:`MetricConfig`; the meaning, unit and direction of every reported name in :data:`METRICS`.
@@ -8,6 +9,7 @@ Definitions, formulas and data ranges: docs/metrics.md.
 from benchmarks.metrics._arrays import MetricInputError
 from benchmarks.metrics.config import METRICS, MetricConfig, MetricInfo
 from benchmarks.metrics.consistency import lr_consistency
+from benchmarks.metrics.gmsd import gmsd, gmsd_log
 from benchmarks.metrics.local import compute_local_metrics
 from benchmarks.metrics.piqe import PiqeResult, piqe, piqe_details
 from benchmarks.metrics.pixel import mae, pixel_metrics, psnr, rmse, ssim
@@ -33,6 +35,8 @@ __all__ = [
     "bootstrap_ci",
     "compute_local_metrics",
     "compute_regional_metrics",
+    "gmsd",
+    "gmsd_log",
     "lr_consistency",
     "mae",
     "paired_wilcoxon",

@@ -25,6 +25,8 @@ class MetricConfig:
         psnr_cap_db: PSNR of (near-)identical images is capped here so that means and JSON stay
             finite; ``None`` keeps ``inf``.
         piqe: compute PIQE on the SR image (the only no-reference metric).
+        gmsd: compute ``gmsd_log``, GMSD of SR vs HR on log1p radiance (the structure score to
+            read next to PIQE: it separates interpolation and learned methods, PIQE often not).
     """
 
     radiance_range: float = 255.0
@@ -32,6 +34,7 @@ class MetricConfig:
     log_metrics: bool = True
     psnr_cap_db: float | None = 100.0
     piqe: bool = True
+    gmsd: bool = True
 
     def __post_init__(self) -> None:
         if not self.radiance_range > 0:
@@ -85,6 +88,8 @@ METRICS: dict[str, MetricInfo] = {
     **_PIXEL,
     "piqe": MetricInfo("0-100", "lower",
                        "PIQE of the SR image (no reference; 100 = no active block)"),
+    "gmsd_log": MetricInfo("1", "lower", "GMSD (std of gradient-magnitude similarity) of SR vs "
+                           "HR on log1p(clip(x, 0, R)) / log1p(R); 0 = same structure"),
     "lrc_rmse": MetricInfo(_RAD, "lower", "RMSE between degrade(SR) and the LR input"),
     "lrc_mae": MetricInfo(_RAD, "lower", "MAE between degrade(SR) and the LR input"),
     "lrc_psnr": MetricInfo("dB", "higher",

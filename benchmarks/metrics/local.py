@@ -1,4 +1,4 @@
-"""Local (per test clip) metrics: pixel metrics vs HR, PIQE of SR, LR-consistency vs LR."""
+"""Local (per test clip) metrics: pixel metrics and GMSD vs HR, PIQE of SR, LR-consistency vs LR."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 
 from benchmarks.metrics.config import MetricConfig
 from benchmarks.metrics.consistency import lr_consistency
+from benchmarks.metrics.gmsd import gmsd_log
 from benchmarks.metrics.piqe import piqe
 from benchmarks.metrics.pixel import pixel_metrics
 from deeplightmd.sensor import SensorModel
@@ -27,6 +28,8 @@ def compute_local_metrics(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray | None,
     out = pixel_metrics(sr, hr, cfg)
     if cfg.piqe:
         out["piqe"] = piqe(sr)
+    if cfg.gmsd:
+        out["gmsd_log"] = gmsd_log(sr, hr, cfg.radiance_range)
     if lr is not None and sensor_model is not None:
         out.update(lr_consistency(sr, lr, sensor_model, cfg))
     return out
