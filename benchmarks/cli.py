@@ -10,6 +10,7 @@ import click
 import yaml
 
 from benchmarks.protocol import BUDGETS
+from deeplightmd import yamlio
 from deeplightmd.errors import ConfigError
 
 #: local metrics shown in the table printed at the end of a run (when reported)
@@ -25,7 +26,11 @@ def parse_hparams(items: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--hparam expects NAME=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yamlio.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--hparam {item!r}: the value is not valid YAML: "
+                              f"{str(exc).splitlines()[0]}") from exc
     return out
 
 
@@ -113,7 +118,7 @@ def bench(method_name: str, store: str, budget: str, seed: int, out: str | None,
         click.echo(f"checkpoint: {results['checkpoint']['path']}")
     if not no_leaderboard:
         report = add_to_file(board_file, [row_from_results(results)])
-        click.echo(f"leaderboard {board_file}: {report.added} added, {report.replaced} replaced")
+        click.echo(f"leaderboard {board_file}: {report.summary()}")
 
 
 @click.command()

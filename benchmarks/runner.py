@@ -37,6 +37,7 @@ from benchmarks.protocol import TrainProtocol, protocol_for_budget, resolve_devi
 from benchmarks.registry import get_method
 from benchmarks.results import assemble_results, utc_now, write_json
 from deeplightmd._version import __version__
+from deeplightmd.atomic import atomic_path
 from deeplightmd.errors import ConfigError, StoreError
 from deeplightmd.normalize import Normalizer
 from deeplightmd.store_format import MODALITY_NAMES, REGIONS_GROUP, SPLITS, read_store_attrs
@@ -170,12 +171,12 @@ def save_checkpoint(method: Method, path: str | Path, *, store_fingerprint: str 
     name, hyper-parameters, modalities, store fingerprint, ratio and normalisation statistics
     (what ``deeplightmd predict`` needs), protocol and the file's sha256.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ConfigError(f"checkpoint path must end in .safetensors, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
         "method": method.name, "hparams": _jsonable(method.hparams),
@@ -187,7 +188,8 @@ def save_checkpoint(method: Method, path: str | Path, *, store_fingerprint: str 
         "toolkit_version": __version__, "date": utc_now(),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in method.state_dict().items()}
-    save_file(state, str(path), metadata={"deeplight": json.dumps(meta)})
+    with atomic_path(path, errors=(SafetensorError,)) as tmp:
+        save_file(state, str(tmp), metadata={"deeplight": json.dumps(meta)})
     write_json({**meta, "sha256": file_sha256(path)}, sidecar_path(path))
     return path
 
@@ -402,15 +404,18 @@ def tile_grid(windows: Iterable[tuple[int, int, int, int]], ratio: int,
 def write_geotiff(path: str | Path, array: np.ndarray, crs: Any, transform: Any) -> Path:
     """Write a 2-D float32 raster (deflate, tiled) with the given CRS and affine transform."""
     import rasterio
+    import rasterio._err
+    import rasterio.errors
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     h, w = array.shape
     tiled = h >= 256 and w >= 256
     profile = {"driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": "float32",
                "crs": crs, "transform": transform, "compress": "deflate", "tiled": tiled,
                **({"blockxsize": 256, "blockysize": 256} if tiled else {})}
-    with rasterio.open(path, "w", **profile) as dst:
+    with atomic_path(path, errors=(rasterio.errors.RasterioError,
+                                   rasterio._err.CPLE_BaseError)) as tmp, \
+            rasterio.open(tmp, "w", **profile) as dst:
         dst.write(array.astype(np.float32), 1)
         dst.update_tags(1, units="nW cm-2 sr-1", long_name="super-resolved nighttime light")
     return path

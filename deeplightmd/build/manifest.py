@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from deeplightmd import yamlio
 from deeplightmd.errors import ConfigError, reject_unknown
 from deeplightmd.store_format import MODALITIES
 
@@ -365,7 +366,7 @@ def load_manifest(preset_or_path: str | Path, world_dir: Path | None = None,
         raise ConfigError(f"unknown preset {str(preset_or_path)!r}; expected one of "
                           f"{list_presets()} or a manifest .yaml path")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yamlio.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"manifest {str(path)!r} is not valid YAML: "
                           f"{str(exc).splitlines()[0]}") from exc
