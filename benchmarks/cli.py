@@ -89,11 +89,15 @@ def summary_table(results: Mapping[str, Any]) -> str:
                    "paper 4]; speed only, the crops and their order stay the same.")
 @click.option("--max-test-clips", type=int, default=None,
               help="Evaluate only the first N test clips (quick checks).")
+@click.option("--verify", is_flag=True,
+              help="Full integrity check of the store first (every chunk's CRC32C); by "
+                   "default a fast check of its chunk objects against the build's manifest.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def bench(method_name: str, store: str, budget: str, seed: int, out: str | None,
           checkpoint: str | None, device: str, board_file: str, no_leaderboard: bool,
           hparam_items: tuple[str, ...], tile: int, overlap: int, geotiff_dir: str | None,
-          max_test_clips: int | None, loader_workers: int | None, quiet: bool) -> None:
+          max_test_clips: int | None, loader_workers: int | None, verify: bool,
+          quiet: bool) -> None:
     """Train (or load) a method on a store, evaluate it on the test split and held-out regions.
 
     \b
@@ -111,7 +115,8 @@ def bench(method_name: str, store: str, budget: str, seed: int, out: str | None,
         device=device, progress=not quiet, hparams=parse_hparams(hparam_items),
         regional=RegionalSettings(tile=tile, overlap=overlap,
                                   geotiff_dir=Path(geotiff_dir) if geotiff_dir else None),
-        max_test_clips=max_test_clips, loader_workers=loader_workers)
+        max_test_clips=max_test_clips, loader_workers=loader_workers,
+        verify="full" if verify else "fast")
     click.echo(summary_table(results))
     click.echo(f"results: {out}")
     if results.get("checkpoint") and results["checkpoint"]["trained_in_this_run"]:

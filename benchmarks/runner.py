@@ -39,6 +39,7 @@ from benchmarks.results import assemble_results, utc_now, write_json
 from deeplightmd._version import __version__
 from deeplightmd.atomic import atomic_path
 from deeplightmd.errors import ConfigError, StoreError
+from deeplightmd.integrity import decode_errors, verify_store
 from deeplightmd.normalize import Normalizer
 from deeplightmd.store_format import MODALITY_NAMES, REGIONS_GROUP, SPLITS, read_store_attrs
 
@@ -451,13 +452,14 @@ def evaluate_regions(method: Method, store: str, settings: RegionalSettings, met
     total = 0.0
     ratio = method.context.ratio
     for name in names:
-        region = RegionDataset(store, name, tile=settings.tile, overlap=settings.overlap,
-                               modalities=method.inputs, normalize=True)
-        if region.ratio != ratio:
-            raise StoreError(f"region {name!r} has ratio {region.ratio}, the store {ratio}")
-        pred = predict_region(method, region, region.stitcher(), progress=progress)
+        with decode_errors(store, f"region {name}"):
+            region = RegionDataset(store, name, tile=settings.tile, overlap=settings.overlap,
+                                   modalities=method.inputs, normalize=True)
+            if region.ratio != ratio:
+                raise StoreError(f"region {name!r} has ratio {region.ratio}, the store {ratio}")
+            pred = predict_region(method, region, region.stitcher(), progress=progress)
+            hr = read_region_reference(store, name)
         total += pred.seconds
-        hr = read_region_reference(store, name)
         metrics = compute_regional_metrics(pred.sr, hr, np.asarray(region.mask).astype(bool),
                                            np.asarray(region.admin), metric_config,
                                            tile_grid=tile_grid(pred.windows, ratio, hr.shape))
@@ -483,8 +485,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
                   hparams: Mapping[str, Any] | None = None,
                   checkpoint_out: str | Path | None = None,
                   regional: RegionalSettings | None = None, max_test_clips: int | None = None,
-                  eval_batch_size: int = 4, loader_workers: int | None = None
-                  ) -> dict[str, Any]:
+                  eval_batch_size: int = 4, loader_workers: int | None = None,
+                  verify: str = "fast") -> dict[str, Any]:
     """Train (or load) ``method_name`` on ``store`` and evaluate it; return the results dict.
 
     Args:
@@ -505,6 +507,9 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         max_test_clips: evaluate only the first test clips (quick checks).
         eval_batch_size: test clips per ``predict`` call.
         loader_workers: DataLoader worker processes for training (default: the budget's).
+        verify: integrity check of the store before anything is trained (``fast``: chunk
+            objects against the build's manifest; ``full``: also every chunk's CRC32C; ``none``);
+            the datasets then skip their own check.
     """
     from benchmarks.metrics import MetricConfig, compute_local_metrics
     from deeplightmd.access import DeepLightDataset
@@ -513,6 +518,7 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
     store = str(store)
     cls = get_method(method_name) if isinstance(method_name, str) else method_name
     attrs = read_store_attrs(store)
+    verify_store(store, attrs, verify)
     check_store_modalities(store, cls.name, needed_modalities(cls))
     torch_device = resolve_device(device)
     seed_everything(seed)
@@ -546,9 +552,9 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         method = make_method(cls, context, budget, hparams)
         train_names = tuple(dict.fromkeys((*cls.inputs, *cls.targets)))
         train = DeepLightDataset(store, "train", modalities=train_names, crop=protocol.lr_crop,
-                                 normalize=True, seed=seed)
+                                 normalize=True, seed=seed, verify="none")
         val = DeepLightDataset(store, "val", modalities=train_names, crop=None, normalize=True,
-                               seed=seed)
+                               seed=seed, verify="none")
         training = dict(method.fit(train, val, protocol, progress=progress) or {})
         target = checkpoint_out or (Path(out).with_suffix(".safetensors") if out else None)
         if target is not None and method.state_dict():
@@ -560,7 +566,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
 
     sensor_model = context_sensor_model(attrs)
     test = DeepLightDataset(store, "test", modalities=tuple(dict.fromkeys(
-        (*cls.inputs, "lr_ntl", "hr_ntl"))), crop=None, normalize=False, seed=seed)
+        (*cls.inputs, "lr_ntl", "hr_ntl"))), crop=None, normalize=False, seed=seed,
+        verify="none")
 
     def metric_fn(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, model: Any
                   ) -> Mapping[str, float]:

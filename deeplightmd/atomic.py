@@ -19,22 +19,13 @@ from typing import Any
 from deeplightmd.errors import OutputError
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's: a rename in it) data to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (best effort: not every file system allows it)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def describe_os_error(exc: BaseException) -> str:
@@ -44,6 +35,21 @@ def describe_os_error(exc: BaseException) -> str:
         return str(strerror)
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def ensure_folder(folder: str | os.PathLike[str], what: str) -> None:
+    """Create ``folder`` (and its parents); :class:`OutputError` naming ``what`` when a part of
+    the path is a file or the folder cannot be created."""
+    folder = Path(folder)
+    for part in (*reversed(folder.parents), folder):
+        if part.exists() and not part.is_dir():
+            raise OutputError(f"cannot write {what}: {str(part)!r} is a file, not a folder; "
+                              "nothing was written")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {what}: cannot create folder {str(folder)!r} "
+                          f"({describe_os_error(exc)}); nothing was written") from exc
 
 
 @contextlib.contextmanager
@@ -62,10 +68,10 @@ def atomic_path(path: str | os.PathLike[str],
     """
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+    ensure_folder(path.parent, repr(str(path)))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
-        _fsync_file(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
     except (OSError, *errors) as exc:
         with contextlib.suppress(OSError):
@@ -79,7 +85,8 @@ def atomic_path(path: str | os.PathLike[str],
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    with contextlib.suppress(OSError):  # not every file system can fsync a folder
+        _fsync(path.parent)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -103,4 +110,5 @@ def write_json(doc: Any, path: str | os.PathLike[str], indent: int | None = 2) -
     return write_text(path, text + "\n")
 
 
-__all__ = ["atomic_path", "describe_os_error", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_path", "describe_os_error", "ensure_folder", "write_bytes", "write_json",
+           "write_text"]

@@ -32,6 +32,7 @@ from benchmarks.results import (
     validate_results,
     write_json,
 )
+from deeplightmd.atomic import ensure_folder
 from deeplightmd.errors import OutputError, SchemaError
 from deeplightmd.yamlio import safe_load
 
@@ -96,8 +97,8 @@ def board_lock(path: str | Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None
     """Hold the exclusive lock ``<path>.lock`` of a leaderboard file (waits ``timeout`` s)."""
     lock_path = f"{path}.lock"
     lock = filelock.FileLock(lock_path, timeout=timeout)
+    ensure_folder(Path(lock_path).parent, f"leaderboard {str(path)!r}")
     try:
-        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except filelock.Timeout as exc:
         raise OutputError(f"leaderboard {str(path)!r} is locked by another process "

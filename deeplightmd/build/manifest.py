@@ -305,6 +305,12 @@ def validate_manifest(m: Manifest) -> None:
                           f"got {sp.on_shortfall!r}")
     if m.regions.test_regions and not m.regions.file:
         raise ConfigError("regions.test_regions needs regions.file (the polygons)")
+    for name in m.regions.test_regions:
+        if not isinstance(name, str) or not name.strip() or name in (".", "..") or \
+                any(c in name for c in "/\\") or name != name.strip():
+            raise ConfigError(f"regions.test_regions: {name!r} cannot name a store group "
+                              "(regions/<name>); expected a non-empty name without '/', '\\', "
+                              "surrounding spaces, and not '.' or '..'")
     if m.regions.chunk % g.ratio:
         raise ConfigError(f"regions.chunk ({m.regions.chunk}) must be a multiple of the "
                           f"ratio {g.ratio}")
