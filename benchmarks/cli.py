@@ -10,6 +10,7 @@ import click
 import yaml
 
 from benchmarks.protocol import BUDGETS
+from deeplightmd import yamlio
 from deeplightmd.errors import ConfigError
 
 #: local metrics shown in the table printed at the end of a run (when reported)
@@ -26,7 +27,11 @@ def parse_hparams(items: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--hparam expects NAME=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yamlio.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--hparam {item!r}: the value is not valid YAML: "
+                              f"{str(exc).splitlines()[0]}") from exc
     return out
 
 
@@ -124,6 +129,9 @@ def summary_table(results: Mapping[str, Any]) -> str:
               help="Continue a killed run from its <out>.train-state.pt (same command and "
                    "options); starts from step 0 when there is none. Ends with the weights of an "
                    "uninterrupted run.")
+@click.option("--verify", is_flag=True,
+              help="Full integrity check of the store first (every chunk's CRC32C); by "
+                   "default a fast check of its chunk objects against the build's manifest.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: int,
@@ -131,7 +139,7 @@ def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: i
           no_leaderboard: bool, hparam_items: tuple[str, ...], tile: int, overlap: int,
           geotiff_dir: str | None, max_test_clips: int | None, loader_workers: int | None,
           thumbnail_dir: str | None, steps: int | None, nproc: int,
-          state_every: int | None, resume: bool,
+          state_every: int | None, resume: bool, verify: bool,
           quiet: bool) -> None:
     """Train (or load) a method on a store, evaluate it on the test split and held-out regions.
 
@@ -170,7 +178,7 @@ def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: i
         regional=RegionalSettings(tile=tile, overlap=overlap,
                                   geotiff_dir=Path(geotiff_dir) if geotiff_dir else None),
         max_test_clips=max_test_clips, loader_workers=loader_workers, steps=steps,
-        thumbnail_dir=thumbnail_dir,
+        thumbnail_dir=thumbnail_dir, verify="full" if verify else "fast",
         session=TrainSession(dist=dist, state_every=state_every, resume=resume))
     if results is None:  # a rank other than 0: rank 0 reports
         return
@@ -180,7 +188,7 @@ def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: i
         click.echo(f"checkpoint: {results['checkpoint']['path']}")
     if not no_leaderboard:
         report = add_to_file(board_file, [row_from_results(results)])
-        click.echo(f"leaderboard {board_file}: {report.added} added, {report.replaced} replaced")
+        click.echo(f"leaderboard {board_file}: {report.summary()}")
 
 
 @click.command()

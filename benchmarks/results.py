@@ -14,7 +14,8 @@ import math
 import os
 import platform
 import subprocess
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,12 @@ import numpy as np
 import torch
 
 from benchmarks.metrics.stats import bootstrap_ci
+from deeplightmd import atomic
 from deeplightmd._version import __version__
 from deeplightmd.errors import SchemaError
 
-#: version of the results and leaderboard JSON layouts (the schemas' ``schema_version`` const)
+#: version of the results JSON layout (the results schema's ``schema_version`` const; the
+#: leaderboard's is :func:`schema_version` ``("leaderboard")``)
 SCHEMA_VERSION = 1
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMAS = {"results": "results.schema.json", "leaderboard": "leaderboard.schema.json"}
@@ -37,6 +40,91 @@ def load_schema(name: str) -> dict[str, Any]:
     """The JSON Schema ``name`` (``results`` or ``leaderboard``) shipped with the package."""
     with open(SCHEMA_DIR / SCHEMAS[name], encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def schema_version(name: str) -> int:
+    """The ``schema_version`` a document of schema ``name`` must have."""
+    return int(load_schema(name)["properties"]["schema_version"]["const"])
+
+
+#: the documented valid range of every metric (docs/metrics.md, "Valid ranges"): ``(low, high)``
+#: with None for unbounded; a value outside it (by more than :data:`RANGE_SLACK`) or any
+#: non-finite number makes a results document or leaderboard row invalid
+METRIC_RANGES: dict[str, tuple[float | None, float | None]] = {
+    **dict.fromkeys(("psnr", "psnr_log", "lrc_psnr"), (None, 100.0)),
+    **dict.fromkeys(("ssim", "ssim_log", "admin_r"), (-1.0, 1.0)),
+    **dict.fromkeys(("rmse", "mae", "rmse_log", "mae_log", "lrc_rmse", "lrc_mae", "seam_ratio",
+                     "seam_ratio_hr", "admin_n"), (0.0, None)),
+    **dict.fromkeys(("lrc_total_rel_bias", "total_light_rel_error"), (-1.0, None)),
+    "piqe": (0.0, 100.0),
+    "lit_iou": (0.0, 1.0),
+    "admin_r2": (None, 1.0),
+}
+RANGE_SLACK = 1e-6
+
+
+def metric_range_problem(metric: str, value: Any) -> str | None:
+    """Why ``value`` cannot be a value of ``metric`` (non-finite, outside its range), or None."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value):
+        return f"{value} is not a finite number"
+    low, high = METRIC_RANGES.get(metric.split(".")[-1], (None, None))
+    if (low is not None and value < low - RANGE_SLACK) or \
+            (high is not None and value > high + RANGE_SLACK):
+        bounds = f"[{-math.inf if low is None else low:g}, {math.inf if high is None else high:g}]"
+        return f"{value:g} is outside the valid range {bounds} of {metric.split('.')[-1]!r}"
+    return None
+
+
+def _nonfinite(obj: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Paths of the non-finite floats (NaN, inf) anywhere in a parsed JSON document."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        yield path
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            yield from _nonfinite(v, (*path, str(k)))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _nonfinite(v, (*path, str(i)))
+
+
+def _metric_values(doc: Mapping[str, Any], kind: str) -> Iterator[tuple[tuple[str, ...], str,
+                                                                         Any]]:
+    """``(path, metric, value)`` of every metric value of a results document or a row."""
+    estimates = doc["metrics"]["local"] if kind == "results" else doc["metrics"]
+    prefix = ("metrics", "local") if kind == "results" else ("metrics",)
+    for name, est in estimates.items():
+        for field in ("mean", "ci_low", "ci_high"):
+            yield (*prefix, name, field), name, est.get(field)
+    regional = doc["metrics"]["regional"] if kind == "results" else doc.get("regional") or {}
+    prefix = ("metrics", "regional") if kind == "results" else ("regional",)
+    for region, metrics in regional.items():
+        for name, value in metrics.items():
+            yield (*prefix, region, name), name, value
+    if kind == "results":
+        for name, values in doc["per_clip"].items():
+            if name != "clip_id":
+                for i, value in enumerate(values):
+                    yield ("per_clip", name, str(i)), name, value
+
+
+def _value_problem(doc: Any, schema_name: str, subschema: str | None) -> tuple[str, str] | None:
+    """``(field, reason)`` of the first non-finite number or out-of-range metric value."""
+    for path in _nonfinite(doc):
+        return ".".join(path), "NaN/inf is not a finite number (JSON has no NaN or Infinity)"
+    if schema_name == "results":
+        docs = [((), doc, "results")]
+    elif subschema == "row":
+        docs = [((), doc, "row")]
+    else:
+        docs = [(("rows", str(i)), row, "row") for i, row in enumerate(doc["rows"])]
+    for prefix, part, kind in docs:
+        for path, metric, value in _metric_values(part, kind):
+            problem = metric_range_problem(metric, value)
+            if problem:
+                return ".".join((*prefix, *path)), problem
+    return None
 
 
 def _error_field(error: jsonschema.ValidationError) -> str:
@@ -65,9 +153,29 @@ def validate_document(doc: Any, schema_name: str, what: str = "document",
                   "$ref": f"#/$defs/{subschema}"}
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    version = schema_version(schema_name)
     if error is not None:
-        raise SchemaError(f"{what} fails the {schema_name} schema v{SCHEMA_VERSION} at field "
-                          f"{_error_field(error)!r}: {error.message}")
+        raise SchemaError(f"{what} fails the {schema_name} schema v{version} at "
+                          f"{_row_prefix(error.absolute_path, doc)}field {_error_field(error)!r}: "
+                          f"{error.message}")
+    problem = _value_problem(doc, schema_name, subschema)
+    if problem is not None:
+        field, reason = problem
+        raise SchemaError(f"{what} fails the {schema_name} schema v{version} at "
+                          f"{_row_prefix(field.split('.'), doc)}field {field!r}: {reason}")
+
+
+def _row_prefix(path: Iterable[Any], doc: Any) -> str:
+    """``row 3 (edsr), `` when ``path`` points into ``doc["rows"][3]``, else empty."""
+    parts = list(path)
+    if len(parts) >= 2 and parts[0] == "rows" and isinstance(doc, Mapping):
+        try:
+            index = int(parts[1])
+            method = doc["rows"][index].get("method")
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+            return ""
+        return f"row {index} ({method}), "
+    return ""
 
 
 def validate_results(doc: Any, what: str = "results") -> None:
@@ -95,13 +203,8 @@ def read_results(path: str | Path) -> dict[str, Any]:
 
 
 def write_json(doc: Any, path: str | Path) -> Path:
-    """Write ``doc`` as indented JSON (parent folders created); return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    return path
+    """Write ``doc`` as indented JSON, atomically (:func:`deeplightmd.atomic.write_json`)."""
+    return atomic.write_json(doc, path)
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -188,6 +291,7 @@ def assemble_results(*, method: Mapping[str, Any], dataset: Mapping[str, Any],
              if name != "clip_id"}
     doc = {
         "schema_version": SCHEMA_VERSION,
+        "run_id": uuid.uuid4().hex,
         "method": dict(method),
         "source": "reproduced",
         "citation": str(method.get("citation", "")),
@@ -228,13 +332,16 @@ def _is_plain(value: Any) -> bool:
 
 
 __all__ = [
+    "METRIC_RANGES",
     "SCHEMA_VERSION",
     "assemble_results",
     "git_commit",
     "hardware_info",
     "load_schema",
+    "metric_range_problem",
     "read_json",
     "read_results",
+    "schema_version",
     "summarize",
     "validate_document",
     "validate_results",

@@ -40,7 +40,9 @@ from benchmarks.results import assemble_results, utc_now, write_json
 from benchmarks.thumbnails import ThumbnailRecorder
 from benchmarks.training import TrainSession, fit_method, single_process_reason
 from deeplightmd._version import __version__
+from deeplightmd.atomic import atomic_path
 from deeplightmd.errors import ConfigError, StoreError
+from deeplightmd.integrity import decode_errors, verify_store
 from deeplightmd.normalize import Normalizer
 from deeplightmd.store_format import MODALITY_NAMES, REGIONS_GROUP, SPLITS, read_store_attrs
 
@@ -179,12 +181,12 @@ def save_checkpoint(method: Method, path: str | Path, *, store_fingerprint: str 
     name, hyper-parameters, modalities, store fingerprint, ratio and normalisation statistics
     (what ``deeplightmd predict`` needs), protocol and the file's sha256.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ConfigError(f"checkpoint path must end in .safetensors, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
         "method": method.name, "hparams": _jsonable(method.hparams),
@@ -196,7 +198,8 @@ def save_checkpoint(method: Method, path: str | Path, *, store_fingerprint: str 
         "toolkit_version": __version__, "date": utc_now(),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in method.state_dict().items()}
-    save_file(state, str(path), metadata={"deeplight": json.dumps(meta)})
+    with atomic_path(path, errors=(SafetensorError,)) as tmp:
+        save_file(state, str(tmp), metadata={"deeplight": json.dumps(meta)})
     write_json({**meta, "sha256": file_sha256(path)}, sidecar_path(path))
     return path
 
@@ -414,15 +417,18 @@ def tile_grid(windows: Iterable[tuple[int, int, int, int]], ratio: int,
 def write_geotiff(path: str | Path, array: np.ndarray, crs: Any, transform: Any) -> Path:
     """Write a 2-D float32 raster (deflate, tiled) with the given CRS and affine transform."""
     import rasterio
+    import rasterio._err
+    import rasterio.errors
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     h, w = array.shape
     tiled = h >= 256 and w >= 256
     profile = {"driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": "float32",
                "crs": crs, "transform": transform, "compress": "deflate", "tiled": tiled,
                **({"blockxsize": 256, "blockysize": 256} if tiled else {})}
-    with rasterio.open(path, "w", **profile) as dst:
+    with atomic_path(path, errors=(rasterio.errors.RasterioError,
+                                   rasterio._err.CPLE_BaseError)) as tmp, \
+            rasterio.open(tmp, "w", **profile) as dst:
         dst.write(array.astype(np.float32), 1)
         dst.update_tags(1, units="nW cm-2 sr-1", long_name="super-resolved nighttime light")
     return path
@@ -460,13 +466,14 @@ def evaluate_regions(method: Method, store: str, settings: RegionalSettings, met
     total = 0.0
     ratio = method.context.ratio
     for name in names:
-        region = RegionDataset(store, name, tile=settings.tile, overlap=settings.overlap,
-                               modalities=method.inputs, normalize=True)
-        if region.ratio != ratio:
-            raise StoreError(f"region {name!r} has ratio {region.ratio}, the store {ratio}")
-        pred = predict_region(method, region, region.stitcher(), progress=progress)
+        with decode_errors(store, f"region {name}"):
+            region = RegionDataset(store, name, tile=settings.tile, overlap=settings.overlap,
+                                   modalities=method.inputs, normalize=True)
+            if region.ratio != ratio:
+                raise StoreError(f"region {name!r} has ratio {region.ratio}, the store {ratio}")
+            pred = predict_region(method, region, region.stitcher(), progress=progress)
+            hr = read_region_reference(store, name)
         total += pred.seconds
-        hr = read_region_reference(store, name)
         metrics = compute_regional_metrics(pred.sr, hr, np.asarray(region.mask).astype(bool),
                                            np.asarray(region.admin), metric_config,
                                            tile_grid=tile_grid(pred.windows, ratio, hr.shape))
@@ -496,7 +503,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
                   regional: RegionalSettings | None = None, max_test_clips: int | None = None,
                   eval_batch_size: int = 4, loader_workers: int | None = None,
                   steps: int | None = None, session: TrainSession | None = None,
-                  thumbnail_dir: str | Path | None = None) -> dict[str, Any] | None:
+                  thumbnail_dir: str | Path | None = None, verify: str = "fast"
+                  ) -> dict[str, Any] | None:
     """Train (or load) ``method_name`` on ``store`` and evaluate it; return the results dict.
 
     With several processes (``session.dist``) every rank trains and only rank 0 evaluates,
@@ -527,6 +535,9 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         thumbnail_dir: write PNG thumbnails of the first test clips and of every region mosaic
             here (:mod:`benchmarks.thumbnails`; the leaderboard site shows them) and record
             their paths in the results under ``thumbnails``.
+        verify: integrity check of the store before anything is trained (``fast``: chunk
+            objects against the build's manifest; ``full``: also every chunk's CRC32C; ``none``);
+            the datasets then skip their own check.
     """
     from benchmarks.metrics import MetricConfig, compute_local_metrics
     from deeplightmd.access import DeepLightDataset
@@ -535,6 +546,7 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
     store = str(store)
     cls = get_method(method_name) if isinstance(method_name, str) else method_name
     attrs = read_store_attrs(store)
+    verify_store(store, attrs, verify)
     check_store_modalities(store, cls.name, needed_modalities(cls))
     session = session or TrainSession()
     if session.dist.active and single_process_reason(cls, checkpoint is not None):
@@ -573,9 +585,9 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         method = make_method(cls, context, budget, hparams)
         train_names = tuple(dict.fromkeys((*cls.inputs, *cls.targets)))
         train = DeepLightDataset(store, "train", modalities=train_names, crop=protocol.lr_crop,
-                                 normalize=True, seed=seed)
+                                 normalize=True, seed=seed, verify="none")
         val = DeepLightDataset(store, "val", modalities=train_names, crop=None, normalize=True,
-                               seed=seed)
+                               seed=seed, verify="none")
         target = checkpoint_out or (Path(out).with_suffix(".safetensors") if out else None)
         session = replace(session, identity={"store_fingerprint": fingerprint},
                           state_path=session.state_path or (
@@ -592,7 +604,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
 
     sensor_model = context_sensor_model(attrs)
     test = DeepLightDataset(store, "test", modalities=tuple(dict.fromkeys(
-        (*cls.inputs, "lr_ntl", "hr_ntl"))), crop=None, normalize=False, seed=seed)
+        (*cls.inputs, "lr_ntl", "hr_ntl"))), crop=None, normalize=False, seed=seed,
+        verify="none")
 
     def metric_fn(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, model: Any
                   ) -> Mapping[str, float]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.outputs import write_bytes_atomic
+from deeplightmd.atomic import write_bytes
 
 #: target side (pixels) of a thumbnail's longer edge
 THUMB_SIDE = 192
@@ -63,7 +63,7 @@ def png_bytes(rgb: np.ndarray, side: int = THUMB_SIDE) -> bytes:
 def write_views(out_dir: Path, stem: str, views: Mapping[str, np.ndarray], vmax: float
                 ) -> dict[str, str]:
     """Write ``<stem>_<view>.png`` for each named radiance image; ``{view: path}``."""
-    return {name: str(write_bytes_atomic(out_dir / f"{stem}_{name}.png",
+    return {name: str(write_bytes(out_dir / f"{stem}_{name}.png",
                                          png_bytes(radiance_rgb(image, vmax))))
             for name, image in views.items()}
 

@@ -36,3 +36,8 @@ def reject_unknown(keys: Iterable[str], known: Iterable[str], what: str, where: 
     unknown = sorted(set(keys) - known)
     if unknown:
         raise ConfigError(f"unknown {what} {unknown}{where}; expected some of {sorted(known)}")
+
+
+class OutputError(DeepLightError, OSError):
+    """An output file or lock cannot be written (read-only folder, disk full, file size limit,
+    lock held by another process); the previous file is left as it was."""

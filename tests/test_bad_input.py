@@ -36,6 +36,18 @@ NAMES = [
     "predict: checkpoint of another method", "predict: unknown method",
     "predict: empty region polygon file", "leaderboard: malformed results JSON",
     "leaderboard: row failing the schema", "leaderboard: malformed leaderboard file",
+    # issue 16
+    "leaderboard: board holding NaN fails validate", "leaderboard: add to a board holding NaN",
+    "leaderboard: row with NaN PSNR", "leaderboard: row with PSNR 1e308",
+    "leaderboard: two differing rows with one key", "leaderboard: show a misspelt file",
+    "leaderboard: show an unknown metric", "leaderboard: render an unknown metric",
+    "leaderboard: unwritable output folder", "leaderboard: render into an unwritable folder",
+    "validate: deleted chunk", "validate: half-written store", "bench: deleted chunk",
+    "bench: corrupted chunk met while reading", "bench --verify: corrupted chunk",
+    "bench: results into an unwritable folder", "region name with '..'",
+    "duplicate manifest key", "negative radiance", "synth: duplicate config key",
+    "predict: --isp for a method without ISP input", "predict: all-nodata auxiliary",
+    "predict: store with a deleted chunk",
 ]
 #: known failures in code outside this test's owner (see the reason); strict: fixing them
 #: turns the xfail into an error so the marker gets removed
@@ -68,8 +80,8 @@ def outcomes(corpus: dict[str, BadInput], tmp_path_factory: pytest.TempPathFacto
     return dict(zip(corpus, json.loads(result_file.read_text()), strict=True))
 
 
-def test_the_corpus_has_at_least_20_cases_across_every_command(corpus):
-    assert list(corpus) == NAMES and len(NAMES) >= 20
+def test_the_corpus_has_at_least_35_cases_across_every_command(corpus):
+    assert list(corpus) == NAMES and len(NAMES) >= 20 + 15
     commands = {case.argv[0] for case in corpus.values()}
     assert {"synth", "build", "info", "validate", "bench", "predict", "leaderboard"} <= commands
 

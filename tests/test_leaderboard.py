@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_results import make_results
+from test_results import (
+    FP,
+    make_results,
+)
 
 from benchmarks.leaderboard import (
     add_rows,
@@ -18,6 +21,7 @@ from benchmarks.leaderboard import (
     load_board,
     read_rows,
     row_from_results,
+    row_key,
 )
 from benchmarks.leaderboard.board import empty_board
 from benchmarks.results import write_json
@@ -32,22 +36,130 @@ def _lb(tmp_path: Path, *args: str):
     return CliRunner().invoke(cli, ["leaderboard", "--file", str(tmp_path / "lb.json"), *args])
 
 
-def test_add_is_idempotent_and_replaces_same_key(tmp_path):
-    write_json(make_results("m1", [20.0, 21.0]), tmp_path / "a.json")
-    for _ in range(2):
-        assert _lb(tmp_path, "add", str(tmp_path / "a.json")).exit_code == 0
-    board = load_board(tmp_path / "lb.json")
-    assert len(board["rows"]) == 1
-    # same method + fingerprint + budget + seed, new numbers: replaced, not duplicated
-    write_json(make_results("m1", [30.0, 31.0]), tmp_path / "a.json")
-    result = _lb(tmp_path, "add", str(tmp_path / "a.json"))
-    assert "0 row(s) added, 1 replaced" in result.output
-    rows = load_board(tmp_path / "lb.json")["rows"]
-    assert len(rows) == 1 and rows[0]["metrics"]["psnr"]["mean"] == 30.5
-    # another seed is another row
-    write_json(make_results("m1", [30.0, 31.0], seed=1), tmp_path / "b.json")
-    _lb(tmp_path, "add", str(tmp_path / "b.json"))
+def test_add_is_idempotent_a_repeated_run_adds_a_row_and_replace_is_explicit(tmp_path):
+    doc = make_results("m1", [20.0, 21.0])
+    write_json(doc, tmp_path / "a.json")
+    first = _lb(tmp_path, "add", str(tmp_path / "a.json"))
+    assert first.exit_code == 0 and "1 row(s) added, 0 replaced, 0 unchanged" in first.output
+    again = _lb(tmp_path, "add", str(tmp_path / "a.json"))   # the same file: nothing changes
+    assert again.exit_code == 0 and "0 row(s) added, 0 replaced, 1 unchanged" in again.output
+    assert len(load_board(tmp_path / "lb.json")["rows"]) == 1
+    # a repeated run (same method, store, budget, seed; new run id) is another row
+    write_json(make_results("m1", [30.0, 31.0]), tmp_path / "b.json")
+    result = _lb(tmp_path, "add", str(tmp_path / "b.json"))
+    assert "1 row(s) added, 0 replaced" in result.output
     assert len(load_board(tmp_path / "lb.json")["rows"]) == 2
+    # same key, other numbers: refused (file unchanged) unless --replace
+    write_json({**doc, "metrics": {**doc["metrics"], "local": {
+        **doc["metrics"]["local"], "psnr": {"mean": 40.0, "ci_low": 39.0, "ci_high": 41.0,
+                                            "n": 2}}}}, tmp_path / "a2.json")
+    before = (tmp_path / "lb.json").read_bytes()
+    refused = _lb(tmp_path, "add", str(tmp_path / "a2.json"))
+    assert refused.exit_code == 2 and "pass --replace" in refused.output
+    assert (tmp_path / "lb.json").read_bytes() == before
+    replaced = _lb(tmp_path, "add", "--replace", str(tmp_path / "a2.json"))
+    assert replaced.exit_code == 0 and "0 row(s) added, 1 replaced" in replaced.output
+    rows = load_board(tmp_path / "lb.json")["rows"]
+    assert len(rows) == 2 and sorted(r["metrics"]["psnr"]["mean"] for r in rows) == [30.5, 40.0]
+    # another seed is another row
+    write_json(make_results("m1", [30.0, 31.0], seed=1), tmp_path / "c.json")
+    _lb(tmp_path, "add", str(tmp_path / "c.json"))
+    assert len(load_board(tmp_path / "lb.json")["rows"]) == 3
+
+
+def test_row_identity_includes_the_training_store_and_the_run_id():
+    doc = make_results("m1")
+    row = row_from_results(doc)
+    assert row["run_id"] == doc["run_id"] and row["training_fingerprint"] == FP
+    other_store = {**doc, "checkpoint": {"path": "w.safetensors", "sha256": "cc" * 32,
+                                         "trained_in_this_run": False,
+                                         "store_fingerprint": FP_B}}
+    moved = row_from_results(other_store)
+    assert moved["training_fingerprint"] == FP_B and row_key(moved) != row_key(row)
+    board, report = add_rows(empty_board(), [row, moved])
+    assert (report.added, report.replaced, len(board["rows"])) == (2, 0, 2)
+
+
+def test_two_rows_with_one_key_in_one_add(tmp_path):
+    """Documented: identical rows of one add are added once; differing ones are refused."""
+    row = row_from_results(make_results("m1"))
+    board, report = add_rows(empty_board(), [row, dict(row)])
+    assert (report.added, report.unchanged, len(board["rows"])) == (1, 0, 1)
+    other = {**row, "metrics": {"psnr": {"mean": 1.0}}}
+    with pytest.raises(SchemaError, match="new rows 0 and 1 have the same key"):
+        add_rows(empty_board(), [row, other])
+    (tmp_path / "two.json").write_text(json.dumps({"rows": [row, other]}))
+    result = _lb(tmp_path, "add", str(tmp_path / "two.json"))
+    assert result.exit_code == 2 and not (tmp_path / "lb.json").exists()
+
+
+def test_protocol_steps_is_kept_in_a_row():
+    doc = make_results("m1")
+    assert row_from_results(doc)["protocol"]["steps"] == doc["protocol"]["steps"] == 1
+    row = row_from_results(doc)
+    dropped = {**row, "protocol": {"budget": "small", "seed": 0}}
+    with pytest.raises(SchemaError, match=r"protocol\.steps"):
+        add_rows(empty_board(), [dropped])
+
+
+def test_board_is_validated_on_load_and_on_save(tmp_path):
+    from benchmarks.leaderboard import save_board
+
+    row = row_from_results(make_results("m1"))
+    bad = {"schema_version": 2, "rows": [{**row, "source": "guessed"}]}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(SchemaError, match=r"row 0 .*field .rows\.0\.source."):
+        load_board(tmp_path / "bad.json")
+    with pytest.raises(SchemaError, match=r"field .rows\.0\.source."):
+        save_board(bad, tmp_path / "out.json")
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_version_1_boards_are_read_and_upgraded(tmp_path):
+    row = row_from_results(make_results("m1"))
+    old = {k: v for k, v in row.items() if k not in ("run_id", "training_fingerprint")}
+    old["protocol"] = {"budget": "small", "seed": 0}
+    (tmp_path / "lb.json").write_text(json.dumps({"schema_version": 1, "rows": [old]}))
+    board = load_board(tmp_path / "lb.json")
+    assert board["schema_version"] == 2 and board["rows"][0]["run_id"] is None
+    assert "version 1" in _lb(tmp_path, "validate").output
+    write_json(make_results("m1"), tmp_path / "a.json")
+    assert _lb(tmp_path, "add", str(tmp_path / "a.json")).exit_code == 0
+    assert json.loads((tmp_path / "lb.json").read_text())["schema_version"] == 2
+    assert len(load_board(tmp_path / "lb.json")["rows"]) == 2
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e308])
+def test_non_finite_or_out_of_range_psnr_is_refused_and_the_file_unchanged(tmp_path, value):
+    row = row_from_results(make_results("m1"))
+    write_json({"schema_version": 2, "rows": [row]}, tmp_path / "lb.json")
+    before = (tmp_path / "lb.json").read_bytes()
+    bad = {**row, "run_id": "x", "metrics": {"psnr": {"mean": value}}}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))          # NaN / Infinity tokens
+    result = _lb(tmp_path, "add", str(tmp_path / "bad.json"))
+    assert result.exit_code == 2 and "field 'metrics.psnr.mean'" in result.output
+    assert (tmp_path / "lb.json").read_bytes() == before
+    # the same value inside the board: validate names the row and field; add refuses
+    (tmp_path / "lb.json").write_text(json.dumps({"schema_version": 2, "rows": [row, bad]}))
+    before = (tmp_path / "lb.json").read_bytes()
+    result = _lb(tmp_path, "validate")
+    assert result.exit_code == 2
+    assert "row 1 (m1), field 'rows.1.metrics.psnr.mean'" in result.output
+    write_json(make_results("m2"), tmp_path / "c.json")
+    assert _lb(tmp_path, "add", str(tmp_path / "c.json")).exit_code == 2
+    assert (tmp_path / "lb.json").read_bytes() == before
+
+
+def test_show_and_render_refuse_a_missing_file_and_an_unknown_metric(tmp_path):
+    result = _lb(tmp_path, "show")
+    assert result.exit_code == 2 and "not found" in result.output
+    write_json(make_results("m1"), tmp_path / "a.json")
+    _lb(tmp_path, "add", str(tmp_path / "a.json"))
+    assert _lb(tmp_path, "show").exit_code == 0
+    for cmd in (["show"], ["render", "--out", str(tmp_path / "site")]):
+        result = _lb(tmp_path, *cmd, "--metric", "foo")
+        assert result.exit_code == 2 and "unknown metric 'foo'" in result.output
+    assert not (tmp_path / "site").exists()
 
 
 def test_invalid_rows_are_rejected(tmp_path):

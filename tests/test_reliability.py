@@ -1,9 +1,12 @@
-"""Reliability of ``deeplightmd build``: SIGKILL at random points then ``--resume``, per-chunk
-CRC32C checksums that ``validate`` checks (naming split, variable and clip), and concurrent
-readers that never see a clip flagged done before all its data is written."""
+"""Reliability of ``deeplightmd build``: SIGKILL at random points and at instants swept over a
+whole build (store creation included) then ``--resume``, per-chunk CRC32C checksums and the
+chunk manifest that ``validate``, ``bench`` and the dataset check (naming split, variable and
+clip), the build lock (two builds to one ``--out``), and concurrent readers that never see a
+clip flagged done before all its data is written."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -17,8 +20,11 @@ import numpy as np
 import pytest
 import zarr
 
+from deeplightmd.access import DeepLightDataset
 from deeplightmd.build import build_store, load_manifest
 from deeplightmd.build.inspect import check_chunk_checksums, validate_store
+from deeplightmd.build.store import store_state
+from deeplightmd.errors import StoreError
 from deeplightmd.store_format import MODALITIES, ROOT_ATTR, SPLITS, read_store_attrs
 
 
@@ -137,3 +143,168 @@ def test_concurrent_reader_never_sees_an_incomplete_done_clip(tiny_store, tiny_w
     seen = sum(len(v) for v in checked.values())
     assert seen >= 5, f"only {seen} done clips were observed during the build"
     assert read_store_attrs(str(out))["fingerprint"] == read_store_attrs(tiny_store)["fingerprint"]
+
+
+#: a fork server: imports the toolkit once (no zarr I/O, so no event-loop thread yet), then per
+#: stdin line ``run<TAB>arg…`` forks a child that runs ``deeplightmd arg…`` and prints its pid;
+#: ``wait<TAB>pid`` prints the child's exit status. Each build then starts in milliseconds.
+_FORK_SERVER = """
+import os, sys
+import deeplightmd.build.cli, deeplightmd.build.pipeline  # noqa: F401 (imported once)
+from deeplightmd.cli import cli
+for line in sys.stdin:
+    cmd, *args = line.rstrip("\\n").split("\\t")
+    if cmd == "run":
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            try:
+                cli.main(args=args, prog_name="deeplightmd")
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            os._exit(code)
+        print(pid, flush=True)
+    elif cmd == "wait":
+        print(os.waitstatus_to_exitcode(os.waitpid(int(args[0]), 0)[1]), flush=True)
+"""
+
+
+class ForkServer:
+    """Client of :data:`_FORK_SERVER`."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", _FORK_SERVER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def _ask(self, *words: str) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("\t".join(words) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def start(self, argv: list[str]) -> int:
+        """Fork a child running ``deeplightmd argv``; its pid."""
+        return self._ask("run", *argv)
+
+    def wait(self, pid: int) -> int:
+        """The exit code of child ``pid`` (negative: killed by that signal)."""
+        return self._ask("wait", str(pid))
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def _kill_at(server: ForkServer, argv: list[str], delay: float, out: Path,
+             until: str | None = None) -> str:
+    """Start a build, SIGKILL it after ``delay`` s (or, with ``until``, as soon as that path
+    under ``out`` exists); return the store's state after the kill."""
+    pid = server.start(argv)
+    try:
+        if until is None:
+            time.sleep(delay)
+        else:
+            deadline = time.time() + 120
+            while not (out / until).exists() and time.time() < deadline:
+                time.sleep(0.0005)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)   # a finished child is a zombie until waited for
+        server.wait(pid)
+    return store_state(str(out))
+
+
+@pytest.mark.slow
+def test_sigkill_swept_over_a_whole_build_always_resumes_to_the_clean_fingerprint(
+        tiny_store, tiny_world, tmp_path):
+    """Kill ``build`` at 20 instants from its start to its completion (among them the moments
+    the store folder, its root metadata and its first array appear); ``--resume`` — also with
+    nothing yet to resume — must give the clean fingerprint every time."""
+    clean = read_store_attrs(tiny_store)["fingerprint"]
+    manifest = load_manifest("tiny", world_dir=tiny_world)
+    server = ForkServer()
+    try:
+        argv = _build_cmd(tiny_world, tmp_path / "timed.zarr")[3:]
+        start = time.perf_counter()
+        assert server.wait(server.start(argv)) == 0
+        duration = time.perf_counter() - start
+        assert read_store_attrs(str(tmp_path / "timed.zarr"))["fingerprint"] == clean
+        polled = [".", "zarr.json", "train/zarr.json"]
+        n_timed = 20 - len(polled)
+        instants = [(duration * (k + 0.5) / n_timed, None) for k in range(n_timed)]
+        instants += [(0.0, p) for p in polled]
+        states = []
+        for i, (delay, until) in enumerate(instants):
+            out = tmp_path / f"k{i}.zarr"
+            argv = _build_cmd(tiny_world, out)[3:]
+            states.append(_kill_at(server, argv, delay, out, until))
+            resumed = build_store(manifest, str(out), resume=True, progress=False)
+            assert resumed["fingerprint"] == clean, (i, delay, until, states[-1])
+            assert store_state(str(out)) == "complete"
+            shutil.rmtree(out)
+    finally:
+        server.close()
+    # the sweep saw the build before the store existed, while it was created or written
+    assert "absent" in states and "incomplete" in states, states
+    assert {"half-created", "incomplete"} & set(states[n_timed:]), states
+
+
+def test_a_second_build_to_the_same_out_refuses_and_the_first_completes(
+        tiny_store, tiny_world, tmp_path):
+    out = tmp_path / "shared.zarr"
+    first = subprocess.Popen(_build_cmd(tiny_world, out), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / "zarr.json").exists() and first.poll() is None and \
+                time.time() < deadline:
+            time.sleep(0.002)
+        assert first.poll() is None, "the first build ended before the second started"
+        os.kill(first.pid, signal.SIGSTOP)   # keep it mid-build (holding its lock) meanwhile
+        for extra in ([], ["--resume"], ["--overwrite"]):
+            second = subprocess.run([*_build_cmd(tiny_world, out), *extra], capture_output=True,
+                                    text=True, timeout=300)
+            lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+            assert second.returncode == 2 and len(lines) == 1, second.stderr[-1500:]
+            assert lines[0].startswith("Error: another build is writing"), lines
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-1500:]
+    assert read_store_attrs(str(out))["fingerprint"] == read_store_attrs(tiny_store)["fingerprint"]
+
+
+def test_resume_with_nothing_to_resume_builds_from_scratch(tiny_store, tiny_world, tmp_path):
+    manifest = load_manifest("tiny", world_dir=tiny_world)
+    out = tmp_path / "fresh.zarr"
+    attrs = build_store(manifest, str(out), resume=True, progress=False)
+    assert attrs["fingerprint"] == read_store_attrs(tiny_store)["fingerprint"]
+
+
+def test_a_deleted_chunk_is_named_by_validate_and_refused_by_bench_and_the_dataset(
+        tiny_store, tmp_path):
+    copy = tmp_path / "holed.zarr"
+    shutil.copytree(tiny_store, copy)
+    (copy / "val" / "hr_ntl" / "c" / "2" / "0" / "0").unlink()
+    (copy / "regions" / "Beijing" / "hr" / "dem" / "c" / "0" / "0").unlink()
+    problems = validate_store(str(copy))
+    assert "val/hr_ntl clip 2: chunk object val/hr_ntl/c/2/0/0 is missing" in problems
+    assert any(p.startswith("regions/Beijing/hr/dem chunk c/0/0: chunk object") for p in problems)
+    with pytest.raises(StoreError, match=r"fails its integrity check: regions/Beijing/hr/dem "
+                                         r"chunk c/0/0: chunk object .* is missing \(\+1 more\)"):
+        DeepLightDataset(str(copy), "test")
+    assert len(DeepLightDataset(str(copy), "test", verify="none")) == 5
+    proc = subprocess.run([sys.executable, "-m", "deeplightmd.cli", "bench", "--method", "edsr",
+                           "--store", str(copy), "--out", str(tmp_path / "r.json"),
+                           "--leaderboard", str(tmp_path / "lb.json"), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-1500:]
+    assert "fails its integrity check: regions/Beijing/hr/dem chunk c/0/0" in lines[0]
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.safetensors").exists()
+    assert not (tmp_path / "lb.json").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -110,3 +111,23 @@ def test_mean_matches_numpy():
     values = rng.normal(25, 2, 50).tolist()
     doc = make_results(psnr=values)
     assert doc["metrics"]["local"]["psnr"]["mean"] == pytest.approx(np.mean(values))
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda d: d["per_clip"]["psnr"].__setitem__(0, 1e308), "per_clip.psnr.0"),
+    (lambda d: d["metrics"]["local"]["ssim"].update(mean=1.5), "metrics.local.ssim.mean"),
+    (lambda d: d["metrics"]["regional"]["r1"].update(psnr=float("nan")),
+     "metrics.regional.r1.psnr"),
+    (lambda d: d["runtime"].update(total_seconds=float("inf")), "runtime.total_seconds"),
+])
+def test_results_with_non_finite_or_out_of_range_values_are_refused(change, field):
+    doc = make_results()
+    validate_results(doc)
+    change(doc)
+    with pytest.raises(SchemaError, match=f"field '{re.escape(field)}'"):
+        validate_results(doc)
+
+
+def test_every_run_has_its_own_run_id():
+    a, b = make_results(), make_results()
+    assert a["run_id"] != b["run_id"] and len(a["run_id"]) == 32

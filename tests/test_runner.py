@@ -281,7 +281,7 @@ def test_normalizer_comes_from_store(fake_store):
 
 
 def test_bench_cli_on_fake_store(fake_store, tmp_path):
-    """`bench` writes schema-valid results, prints a table, adds a leaderboard row (idempotent)."""
+    """`bench` writes schema-valid results, prints a table, adds a leaderboard row per run."""
     out, board = tmp_path / "r.json", tmp_path / "lb.json"
     args = ["bench", "--method", "bicubic", "--store", fake_store, "--out", str(out),
             "--leaderboard", str(board), "--quiet", "--tile", "8", "--overlap", "2"]
@@ -295,9 +295,11 @@ def test_bench_cli_on_fake_store(fake_store, tmp_path):
     assert est["ci_low"] <= est["mean"] <= est["ci_high"]
     assert np.isclose(est["mean"], np.mean(doc["per_clip"]["psnr"]))
     assert len(json.loads(board.read_text())["rows"]) == 1
+    # a repeated run is another run (its own run id): a second row, none replaced
     result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0 and "0 added, 1 replaced" in result.output
-    assert len(json.loads(board.read_text())["rows"]) == 1
+    assert result.exit_code == 0 and "1 row(s) added, 0 replaced" in result.output
+    rows = json.loads(board.read_text())["rows"]
+    assert len(rows) == 2 and rows[0]["run_id"] != rows[1]["run_id"]
 
     bad = CliRunner().invoke(cli, ["bench", "--method", "nope", "--store", fake_store])
     assert bad.exit_code == 2 and "unknown method 'nope'; known:" in bad.output

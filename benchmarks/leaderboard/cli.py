@@ -11,13 +11,15 @@ from benchmarks.leaderboard.board import (
     add_to_file,
     load_board,
     read_rows,
+    upgrade_board,
     validate_board,
 )
 from benchmarks.leaderboard.compare import compare_results
 from benchmarks.leaderboard.render import format_html, format_markdown, format_text, group_rows
 from benchmarks.leaderboard.site import render_site
-from benchmarks.outputs import write_text_atomic
-from benchmarks.results import read_json, read_results, validate_results
+from benchmarks.results import METRIC_RANGES, read_json, read_results, validate_results
+from deeplightmd.atomic import write_text
+from deeplightmd.errors import ConfigError
 
 
 @click.group()
@@ -39,14 +41,29 @@ def leaderboard(ctx: click.Context, board_file: str) -> None:
     ctx.obj = {"file": board_file}
 
 
+def check_metric(metric: str, rows: list[dict]) -> str:
+    """``metric`` when it is a documented metric or one some row reports, else ConfigError."""
+    known = set(METRIC_RANGES) | {m for r in rows for m in r.get("metrics", {})}
+    if metric not in known:
+        raise ConfigError(f"unknown metric {metric!r}; expected one of {', '.join(sorted(known))}")
+    return metric
+
+
 @leaderboard.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--replace", is_flag=True,
+              help="Replace rows that have the key of an existing row but other values "
+                   "(otherwise refused).")
 @click.pass_obj
-def add(obj: dict, sources: tuple[str, ...]) -> None:
-    """Add rows from results JSON or reported-row JSON/YAML files (same key → replaced)."""
+def add(obj: dict, sources: tuple[str, ...], replace: bool) -> None:
+    """Add rows from results JSON or reported-row JSON/YAML files.
+
+    Every bench run has its own run id, so a repeated run adds a row. A row identical to one on
+    the board is left as is; a row with an existing key but other values needs --replace.
+    """
     rows = [row for src in sources for row in read_rows(src)]
-    report = add_to_file(obj["file"], rows)
-    click.echo(f"{obj['file']}: {report.added} row(s) added, {report.replaced} replaced")
+    report = add_to_file(obj["file"], rows, replace=replace)
+    click.echo(f"{obj['file']}: {report.summary()}")
 
 
 @leaderboard.command()
@@ -57,8 +74,11 @@ def validate(obj: dict, files: tuple[str, ...]) -> None:
     for path in files or (obj["file"],):
         doc = read_json(path) if not path.endswith((".yaml", ".yml")) else None
         if isinstance(doc, dict) and "schema_version" in doc and "rows" in doc:
-            validate_board(doc, what=path)
-            kind = f"leaderboard with {len(doc['rows'])} row(s)"
+            board = upgrade_board(doc)
+            validate_board(board, what=path)
+            kind = f"leaderboard with {len(doc['rows'])} row(s)" + (
+                f" (version {doc['schema_version']}, upgraded when next written)"
+                if board is not doc else "")
         elif isinstance(doc, dict) and "per_clip" in doc:
             validate_results(doc, what=path)
             kind = "results"
@@ -72,8 +92,8 @@ def validate(obj: dict, files: tuple[str, ...]) -> None:
 @click.pass_obj
 def show(obj: dict, metric: str) -> None:
     """Print ranked tables, one per dataset fingerprint (reported rows separately)."""
-    board = load_board(obj["file"])
-    click.echo(format_text(group_rows(board["rows"]), metric))
+    board = load_board(obj["file"], missing_ok=False)
+    click.echo(format_text(group_rows(board["rows"]), check_metric(metric, board["rows"])))
 
 
 @leaderboard.command()
@@ -87,12 +107,13 @@ def show(obj: dict, metric: str) -> None:
 def render(obj: dict, out_dir: str, metric: str, x_axis: str) -> None:
     """Write the static site (index.html: ranking with CIs, figures with error bars, example
     SR crops and mosaics, reported vs reproduced, provenance), Markdown and a one-page HTML."""
-    rows = load_board(obj["file"])["rows"]
+    rows = load_board(obj["file"], missing_ok=False)["rows"]
+    metric = check_metric(metric, rows)
     groups = group_rows(rows)
     out = Path(out_dir)
     written = render_site(rows, out, metric, bases=(Path.cwd(), Path(obj["file"]).parent))
-    write_text_atomic(out / "leaderboard.md", format_markdown(groups, metric))
-    write_text_atomic(out / "leaderboard.html", format_html(groups, metric, x_axis))
+    write_text(out / "leaderboard.md", format_markdown(groups, metric))
+    write_text(out / "leaderboard.html", format_html(groups, metric, x_axis))
     click.echo(f"wrote {written[-1]} ({len(written) - 1} figure(s)), {out / 'leaderboard.md'} "
                f"and {out / 'leaderboard.html'}")
 

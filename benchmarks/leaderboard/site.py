@@ -30,7 +30,7 @@ from benchmarks.leaderboard.render import (
     metric_mean,
     rank_rows,
 )
-from benchmarks.outputs import write_bytes_atomic, write_text_atomic
+from deeplightmd.atomic import write_bytes, write_text
 
 #: regional metrics summarised in the ranking table (mean over regions)
 REGION_COLUMNS = ("psnr", "total_light_rel_error", "lit_iou", "admin_r2")
@@ -238,7 +238,7 @@ def _copy_image(path: str, bases: Sequence[Path], out_dir: Path, name: str) -> s
     if source is None:
         return None
     target = out_dir / "img" / name
-    write_bytes_atomic(target, source.read_bytes())
+    write_bytes(target, source.read_bytes())
     return target.relative_to(out_dir).as_posix()
 
 
@@ -378,7 +378,7 @@ def render_site(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, metric: 
                  "Total-light error per method and region; black: mean ± sd over regions")):
             if svg is None:
                 continue
-            written.append(write_bytes_atomic(out / name, svg))
+            written.append(write_bytes(out / name, svg))
             body.append(f"<figure><img class=\"plot\" src=\"{name}\" alt=\"{_esc(caption)}\" "
                         f"width=\"700\" height=\"400\"><figcaption>{_esc(caption)}</figcaption>"
                         "</figure>")
@@ -394,7 +394,7 @@ def render_site(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, metric: 
     page = "\n".join(["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
                       "<title>DeepLight leaderboard</title>", f"<style>{CSS}</style>",
                       "</head><body>", STATUS_SCRIPT, *body, "</body></html>"])
-    written.append(write_text_atomic(out / "index.html", page))
+    written.append(write_text(out / "index.html", page))
     return written
 
 

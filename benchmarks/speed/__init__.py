@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from deeplightmd.atomic import write_text
+
 
 def emit_report(report: dict[str, Any], out_json: Path | str | None) -> dict[str, Any]:
     """Print ``report`` as indented JSON and also write it to ``out_json`` when given."""
     text = json.dumps(report, indent=2)
     if out_json:
-        Path(out_json).write_text(text)
+        write_text(out_json, text + "\n")
     print(text)
     return report

@@ -38,9 +38,10 @@ from deeplightmd.build.store import (
     clip_layout,
     compressors,
     create_store,
+    finish,
     write_clips,
 )
-from deeplightmd.store_format import MODALITIES, ROOT_ATTR, read_store_attrs
+from deeplightmd.store_format import MODALITIES, read_store_attrs
 
 
 def _radiance_like(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -113,9 +114,9 @@ def dataset_sample_times(template: str, lr_clip: int = 256, clips: int = 3, crop
         with tempfile.TemporaryDirectory(prefix="deeplight-loader-") as tmp:
             for inner in inners:
                 url = str(Path(tmp) / f"inner{inner}.zarr")
-                root = create_store(url, grid, layout, meta, inner_chunk=inner)
+                create_store(url, grid, layout, meta, inner_chunk=inner)
                 write_clips(url, "train", 0, data)
-                root.attrs[ROOT_ATTR] = {**meta, "complete": True}
+                finish(url, meta)   # complete, with its own chunk manifest
                 dataset = DeepLightDataset(url, "train", crop=crop, seed=seed)
                 dataset[0]  # opens the store
                 start = time.perf_counter()

@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from deeplightmd.access import DeepLightDataset, RandomFlipRotate
+from deeplightmd.atomic import write_text
 from deeplightmd.store_format import MODALITY_NAMES
 
 
@@ -192,8 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"loader-bound: {result['loader_bound']} (1-min load average "
           f"{result['machine']['load_avg_1min']:.1f} on {result['machine']['cpus']} CPUs)")
     if args.out_json:
-        args.out_json.parent.mkdir(parents=True, exist_ok=True)
-        args.out_json.write_text(json.dumps(result, indent=2))
+        write_text(args.out_json, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

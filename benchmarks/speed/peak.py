@@ -19,6 +19,8 @@ import runpy
 import sys
 from pathlib import Path
 
+from deeplightmd.atomic import write_text
+
 
 def peak_rss_mb() -> float:
     """This process's peak resident set size in MB (VmHWM; ``ru_maxrss`` as a fallback)."""
@@ -43,7 +45,7 @@ def main() -> None:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = exc.code
-    out.write_text(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+    write_text(out, json.dumps({"peak_rss_mb": peak_rss_mb()}))
     raise SystemExit(code)
 
 

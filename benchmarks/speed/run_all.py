@@ -36,6 +36,7 @@ import torch
 
 from benchmarks.results import cpu_model
 from benchmarks.speed import build_speed, inference_speed, loader_speed, memory
+from deeplightmd.atomic import write_text
 from deeplightmd.build import load_manifest
 from deeplightmd.build.manifest import ensure_world
 
@@ -106,9 +107,8 @@ def run_suite(out_dir: Path, quick: bool, world: Path | None = None,
                               for m in ("bicubic", "edsr") if m in methods]
         report["memory"] = memory.predict_memory(store, cfg.region_sides)
     report["machine"]["load_avg_1min_end"] = os.getloadavg()[0]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "speed.json").write_text(json.dumps(report, indent=2))
-    (out_dir / "speed.md").write_text(format_markdown(report))
+    write_text(out_dir / "speed.json", json.dumps(report, indent=2))
+    write_text(out_dir / "speed.md", format_markdown(report))
     return report
 
 

@@ -20,6 +20,7 @@ from deeplightmd.access._store import (
     store_url,
 )
 from deeplightmd.errors import ConfigError
+from deeplightmd.integrity import decode_errors, verify_store
 from deeplightmd.normalize import Normalizer
 from deeplightmd.store_format import MODALITIES, MODALITY_NAMES
 
@@ -80,9 +81,13 @@ class DeepLightDataset(Dataset):
             :class:`~deeplightmd.access.RandomFlipRotate`.
         normalize: return normalised values (else physical units, ``isp`` as 0/1 floats).
         seed: seed of the crops and transforms.
+        verify: integrity check of the store before use (:func:`deeplightmd.integrity.
+            verify_store`): ``fast`` (default; chunk objects against the manifest), ``full``
+            (also every chunk's CRC32C) or ``none``.
 
     Raises:
-        StoreError: the store is missing or of another format version.
+        StoreError: the store is missing, of another format version, or fails ``verify``;
+            a chunk that cannot be decoded while reading a sample.
         ConfigError: unknown split or modality, crop not positive or larger than a clip.
     """
 
@@ -90,9 +95,10 @@ class DeepLightDataset(Dataset):
                  modalities: Iterable[str] = MODALITY_NAMES,
                  crop: int | tuple[int, int] | None = None,
                  transforms: Callable[[Sample], Sample] | None = None,
-                 normalize: bool = True, seed: int = 0) -> None:
+                 normalize: bool = True, seed: int = 0, verify: str = "fast") -> None:
         self.url = store_url(store)
         self.attrs = load_attrs(self.url)
+        verify_store(self.url, self.attrs, verify)
         self.split = check_split(split, self.attrs)
         self.modalities = check_modalities(modalities)
         grid = self.attrs["grid"]
@@ -155,8 +161,10 @@ class DeepLightDataset(Dataset):
             s = 1 if MODALITIES[name].grid == "lr" else self.ratio
             window = (slice(r0 * s, (r0 + h) * s), slice(c0 * s, (c0 + w) * s))
             requests.append((name, (clip, Ellipsis, *window)))
+        with decode_errors(self.url, f"{self.split} clip {clip}"):
+            arrays = self._group.read_many(requests)
         return {name: to_tensor(name, x, self.normalizer if self.normalize else None)
-                for name, x in zip(self.modalities, self._group.read_many(requests), strict=True)}
+                for name, x in zip(self.modalities, arrays, strict=True)}
 
     def _crop_bounds(self, index: int, r0: int, c0: int, h: int, w: int) -> np.ndarray:
         left, bottom, right, top = self._bounds[index]

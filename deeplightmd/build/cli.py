@@ -60,9 +60,9 @@ def validate(store: str, workers: int) -> None:
 
     problems = validate_store(store, workers=workers)
     if problems:
-        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        for p in problems[:20]:
-            click.echo(f"  {p}", err=True)
+        more = f" (+{len(problems) - 1} more, listed above)" if len(problems) > 1 else ""
+        for p in problems:   # every problem on stdout; the one-line error on stderr
+            click.echo(f"  {p}")
         raise StoreError(f"store {store!r} is invalid: {problems[0]}{more}")
     click.echo(f"{store}: valid")
 

@@ -1,7 +1,8 @@
 """Content fingerprint of a store, and the read-back scan that also yields stats and checks.
 
 The fingerprint is ``sha256`` over, in this order: the canonical JSON of the root attrs without
-``fingerprint``, ``complete`` and ``build`` (times, paths, workers); then for each split in
+``fingerprint``, ``complete``, ``build`` (times, paths, workers), ``created`` and
+``chunk_manifest`` (written after the data); then for each split in
 ``train, val, test``: the per-clip metadata arrays and one digest per clip over the decoded bytes of
 its variables in sorted name order; then for each region (sorted) and grid (``hr``, ``lr``) every
 array in sorted name order, chunk by chunk. Decoded bytes are hashed (not compressed ones), so the
@@ -24,7 +25,7 @@ from deeplightmd.build.stats import TrainStats
 from deeplightmd.store_format import MODALITIES, REGIONS_GROUP, SPLITS
 
 #: root-attr keys left out of the fingerprint
-UNHASHED_KEYS = ("fingerprint", "complete", "build")
+UNHASHED_KEYS = ("fingerprint", "complete", "build", "created", "chunk_manifest")
 #: physically plausible ranges checked by validate (after fill, no NaN allowed)
 VALUE_RANGES = {"lr_ntl": (0.0, 1e6), "hr_ntl": (0.0, 1e6), "dmo": (-1.0, 2.0),
                 "dem": (-1000.0, 9000.0), "isp": (0, 1)}

@@ -14,6 +14,8 @@ from zarr.codecs.sharding import ShardingCodecIndexLocation
 
 from deeplightmd.build.parallel import Runner
 from deeplightmd.build.pipeline import store_fingerprint
+from deeplightmd.errors import StoreError
+from deeplightmd.integrity import chunk_label, manifest_problems
 from deeplightmd.store_format import (
     CLIP_METADATA,
     MODALITIES,
@@ -189,15 +191,6 @@ def _checksummed_arrays(root: zarr.Group) -> list[tuple[str, int]]:
     return out
 
 
-def _chunk_label(array_path: str, key: str) -> str:
-    """``val/hr_ntl clip 3`` for a split variable's chunk, else ``<array> chunk <key>``."""
-    parts = array_path.split("/")
-    index = key.split("/")[1:]
-    if len(parts) == 2 and parts[0] in SPLITS and parts[1] in MODALITIES and index:
-        return f"{array_path} clip {int(index[0])}"
-    return f"{array_path} chunk {key}"
-
-
 def _trailer_problem(label: str, blob: bytes) -> str | None:
     """The problem with a chunk's bytes ending in their CRC32C, if any."""
     if len(blob) < 4:
@@ -245,7 +238,7 @@ def _checksum_task(job: tuple[str, int, list[str]], url: str) -> list[str]:
     blobs = fs.cat([base + k for k in keys])
     problems = []
     for key in keys:
-        label = _chunk_label(array_path, key)
+        label = chunk_label(array_path, key)
         if layout:
             problems += _shard_problems(label, blobs[base + key], layout)
         else:
@@ -280,9 +273,10 @@ def validate_store(url: str, workers: int = 1, progress: bool = False) -> list[s
     """Every problem found in the store (empty list: valid).
 
     Checks: format version, ``complete``, schema (names, shapes, dtypes, dimension names),
-    counts, done flags, clip ids, split separation (buffer), the CRC32C of every chunk object
-    (naming the split, variable and clip of a modified chunk), NaN/range of every clip, region
-    groups, and the fingerprint recomputed from the data (so a corrupted chunk is detected).
+    counts, done flags, clip ids, split separation (buffer), the chunk manifest (every missing,
+    resized or unexpected chunk object), the CRC32C of every chunk object (naming the split,
+    variable and clip of a modified chunk), NaN/range of every clip, region groups, and the
+    fingerprint recomputed from the data (so a corrupted chunk is detected).
     """
     attrs = read_store_attrs(url)
     problems = [] if attrs.get("complete") else ["store is not marked complete"]
@@ -293,6 +287,10 @@ def validate_store(url: str, workers: int = 1, progress: bool = False) -> list[s
         return problems
     problems += _check_splits(root, attrs)
     runner = Runner(workers=workers, progress=progress)
+    try:
+        problems += manifest_problems(url, attrs)
+    except StoreError as exc:
+        problems.append(str(exc))
     problems += check_chunk_checksums(url, runner)
     try:
         fingerprint, _, scan_problems = store_fingerprint(url, attrs, runner, check=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from deeplightmd import yamlio
 from deeplightmd.errors import ConfigError, reject_unknown
 from deeplightmd.store_format import MODALITIES
 
@@ -304,6 +305,12 @@ def validate_manifest(m: Manifest) -> None:
                           f"got {sp.on_shortfall!r}")
     if m.regions.test_regions and not m.regions.file:
         raise ConfigError("regions.test_regions needs regions.file (the polygons)")
+    for name in m.regions.test_regions:
+        if not isinstance(name, str) or not name.strip() or name in (".", "..") or \
+                any(c in name for c in "/\\") or name != name.strip():
+            raise ConfigError(f"regions.test_regions: {name!r} cannot name a store group "
+                              "(regions/<name>); expected a non-empty name without '/', '\\', "
+                              "surrounding spaces, and not '.' or '..'")
     if m.regions.chunk % g.ratio:
         raise ConfigError(f"regions.chunk ({m.regions.chunk}) must be a multiple of the "
                           f"ratio {g.ratio}")
@@ -365,7 +372,7 @@ def load_manifest(preset_or_path: str | Path, world_dir: Path | None = None,
         raise ConfigError(f"unknown preset {str(preset_or_path)!r}; expected one of "
                           f"{list_presets()} or a manifest .yaml path")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yamlio.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"manifest {str(path)!r} is not valid YAML: "
                           f"{str(exc).splitlines()[0]}") from exc

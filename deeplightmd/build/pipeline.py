@@ -23,7 +23,7 @@ from deeplightmd.build import store as zstore
 from deeplightmd.build.grid import TargetGrid, make_grid, parse_crs
 from deeplightmd.build.manifest import Manifest, ensure_world
 from deeplightmd.build.parallel import Runner
-from deeplightmd.build.qa import passing_clips
+from deeplightmd.build.qa import passes, rejection_summary, run_quality
 from deeplightmd.build.read import RASTER_CACHE
 from deeplightmd.build.regions import (
     Region,
@@ -43,8 +43,15 @@ from deeplightmd.build.sources import (
 from deeplightmd.build.splits import SplitResult, split_clips
 from deeplightmd.build.stats import TrainStats
 from deeplightmd.build.windows import clips_touching, clips_within, coverage, domain_bounds
-from deeplightmd.errors import InputFileError, StoreError
-from deeplightmd.store_format import FORMAT_VERSION, MODALITIES, REGIONS_GROUP, ROOT_ATTR, SPLITS
+from deeplightmd.errors import ConfigError, InputFileError, StoreError
+from deeplightmd.store_format import (
+    FORMAT_VERSION,
+    MODALITIES,
+    REGIONS_GROUP,
+    ROOT_ATTR,
+    SPLITS,
+    read_store_attrs,
+)
 
 #: most adjacent clips read by one warp and written by one task
 WRITE_RUN = 8
@@ -125,9 +132,9 @@ class BuildPlan:
 
 
 def _qa_task(run: tuple[int, int, int, int], grid: TargetGrid,
-             readers: dict[str, ModalityReader], manifest: Manifest) -> list[bool]:
+             readers: dict[str, ModalityReader], manifest: Manifest) -> list[dict[str, float]]:
     _, row, col0, n = run
-    return passing_clips(grid, row, col0, n, readers, manifest.qa)
+    return run_quality(grid, row, col0, n, readers, manifest.qa)
 
 
 def plan_build(m: Manifest, runner: Runner) -> BuildPlan:
@@ -157,9 +164,13 @@ def plan_build(m: Manifest, runner: Runner) -> BuildPlan:
     candidates = clips_within(grid, cover, domain)
     touching = clips_touching(grid, candidates, [r.geometry for r in regions])
     candidates = [c for c in candidates if c not in touching]
-    verdicts = runner.map(_qa_task, clip_runs(candidates, QA_RUN), "QA", grid, readers, m)
-    eligible = [c for c, ok in zip(candidates, (v for b in verdicts for v in b), strict=True) if ok]
-    splits = split_clips(eligible, (grid.n_rows, grid.n_cols), m.splits, m.seed)
+    measured = [f for run in runner.map(_qa_task, clip_runs(candidates, QA_RUN), "QA", grid,
+                                        readers, m) for f in run]
+    eligible = [c for c, f in zip(candidates, measured, strict=True) if passes(f, m.qa)]
+    try:
+        splits = split_clips(eligible, (grid.n_rows, grid.n_cols), m.splits, m.seed)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; {rejection_summary(measured, m.qa)}") from exc
     model = sensor_model(m)
     attrs = {
         "format_version": FORMAT_VERSION,
@@ -252,7 +263,8 @@ def store_fingerprint(url: str, attrs: dict[str, Any], runner: Runner,
 
 
 def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
-    skip = {"stats", "fingerprint", "complete", "build", "toolkit_version"}
+    skip = {"stats", "fingerprint", "complete", "build", "toolkit_version", "created",
+            "chunk_manifest"}
     return {k: v for k, v in attrs.items() if k not in skip}
 
 
@@ -267,7 +279,8 @@ def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str |
         workers: local parallel workers.
         scheduler: ``sync``/``threads``/``processes`` or a ``tcp://`` dask.distributed address.
         resume: continue an interrupted build of the same manifest (clips with ``done`` set are
-            kept; regions not marked done are rewritten).
+            kept; regions not marked done are rewritten); with nothing to resume (no store, or
+            one killed while it was being created) the build starts from scratch.
         overwrite: replace an existing store.
         progress: show progress bars.
         inner_chunk: clips with more HR pixels on a side are stored sharded, in inner chunks
@@ -278,18 +291,31 @@ def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str |
         The root attrs (``attrs["deeplight"]``) of the finished store.
 
     Raises:
-        StoreError: output exists (without ``overwrite``/``resume``) or the store to resume was
-            built from another manifest or format version.
+        StoreError: output exists (without ``overwrite``/``resume``), another build holds the
+            store's lock, or the store to resume was built from another manifest or format
+            version.
         InputFileError, ConfigError: bad sources or manifest.
     """
     if resume and overwrite:
         raise StoreError("choose either --resume or --overwrite, not both")
-    exists = zstore.store_exists(out)
-    if exists and not (resume or overwrite):
+    with zstore.build_lock(out):
+        return _build_locked(manifest, out, workers, scheduler, resume, overwrite, progress,
+                             inner_chunk)
+
+
+def _build_locked(manifest: Manifest, out: str, workers: int, scheduler: str | None,
+                  resume: bool, overwrite: bool, progress: bool, inner_chunk: int
+                  ) -> dict[str, Any]:
+    """:func:`build_store` while holding the store's build lock."""
+    state = zstore.store_state(out)
+    if state in ("incomplete", "complete", "other") and not (resume or overwrite):
         raise StoreError(f"output {out!r} already exists; pass --overwrite to replace it or "
                          "--resume to continue it")
-    if resume and not exists:
-        raise StoreError(f"--resume: no store at {out!r} to resume")
+    if state == "other" and resume:
+        read_store_attrs(out)  # raises the reason (not a store, another format version)
+    # nothing to resume: build from scratch (a half-created store holds no clip)
+    resume = resume and state in ("incomplete", "complete")
+    exists = state != "absent"
     runner = Runner(workers=workers, scheduler=scheduler, progress=progress)
     if runner.scheduler == "processes" and out.startswith("memory://"):
         raise StoreError("a memory:// store cannot be shared with worker processes; use threads")
@@ -311,15 +337,14 @@ def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str |
                           "workers": workers, "scheduler": runner.scheduler}
         clips = {"train": plan.splits.train, "val": plan.splits.val, "test": plan.splits.test}
         if resume:
-            from deeplightmd.store_format import read_store_attrs
-
             old = read_store_attrs(out)
             if _comparable(old) != _comparable(attrs):
                 raise StoreError(f"--resume: the store at {out!r} was built from another "
                                  "manifest, grid or source files; use --overwrite")
             if old.get("complete"):
                 return old
-            zstore.open_for_resume(out).attrs[ROOT_ATTR] = {**attrs, "complete": False}
+            zstore.open_for_resume(out).attrs[ROOT_ATTR] = {**attrs, "complete": False,
+                                                             "created": True}
         else:
             if exists:
                 zstore.remove_store(out)
@@ -348,8 +373,7 @@ def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str |
                                 "clips_written": sum(run[4] for run in todo),
                                 "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(
                                     timespec="seconds")}
-        zstore.finish(out, attrs_final)
-        return {**attrs_final, "complete": True}
+        return zstore.finish(out, attrs_final)
     finally:
         runner.close()
         RASTER_CACHE.close()

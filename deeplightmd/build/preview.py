@@ -13,6 +13,7 @@ import numpy as np
 import zarr
 from matplotlib.colors import LogNorm
 
+from deeplightmd.atomic import atomic_path
 from deeplightmd.errors import ConfigError
 from deeplightmd.store_format import DMO_BANDS, REGIONS_GROUP, SPLITS, read_store_attrs
 
@@ -85,8 +86,11 @@ def render(data: dict[str, np.ndarray], title: str, out: str | Path) -> Path:
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     out = Path(out)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return out
 
 

@@ -41,7 +41,19 @@ def passes(fractions: dict[str, float], qa: QASpec) -> bool:
     return valid and fractions.get("lit", 1.0) >= qa.min_lit_fraction
 
 
-def passing_clips(grid: TargetGrid, row: int, col0: int, n: int,
-                  readers: dict[str, ModalityReader], qa: QASpec) -> list[bool]:
-    """QA verdict for each clip of a run (one task's worth; run in parallel by the pipeline)."""
-    return [passes(f, qa) for f in run_quality(grid, row, col0, n, readers, qa)]
+def rejection_summary(fractions: list[dict[str, float]], qa: QASpec) -> str:
+    """Why clips failed QA: ``QA rejected 60 of 60 candidate clips: hr_ntl 60 (…)``."""
+    failed = [f for f in fractions if not passes(f, qa)]
+    counts: dict[str, int] = {}
+    for f in failed:
+        for name, value in f.items():
+            limit = qa.min_lit_fraction if name == "lit" else qa.min_valid_fraction
+            if value < limit:
+                counts[name] = counts.get(name, 0) + 1
+    parts = [f"{name} in {k} (" + (f"lit fraction below {qa.min_lit_fraction}" if name == "lit"
+                                   else f"valid pixels below {qa.min_valid_fraction:.0%}: NaN, "
+                                        "nodata, or outside the source's valid_range such as "
+                                        "negative radiance") + ")"
+             for name, k in sorted(counts.items())]
+    return (f"QA rejected {len(failed)} of {len(fractions)} candidate clips"
+            + (": " + "; ".join(parts) if parts else ""))

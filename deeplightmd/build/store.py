@@ -5,6 +5,11 @@ the same object and need no locks; ``done[i]`` (also one chunk per clip) is writ
 every variable of clip ``i``, so a reader that sees ``done[i] == 1`` sees the whole clip. The root
 attribute ``complete`` is set only by :func:`finish`.
 
+Crash consistency: the root group is created with its attrs in one write (``created: false``),
+then the arrays, then ``created: true`` — a store killed in between is *half-created*
+(:func:`store_state`) and is simply created again, by a plain build or ``--resume``. One build
+at a time writes a store: :func:`build_lock` holds ``<out>.lock`` (local stores).
+
 Integrity: every chunk of every array (split variables, clip metadata, region mosaics) ends with
 the CRC32C of its compressed bytes (the Zarr v3 ``crc32c`` codec after ``zstd``), computed at
 write time. Every reader verifies it when decoding, and ``deeplightmd validate`` checks it on the
@@ -13,17 +18,30 @@ raw objects without decompressing (:func:`deeplightmd.build.inspect.check_chunk_
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import filelock
 import fsspec
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from deeplightmd.atomic import ensure_folder
 from deeplightmd.build.grid import TargetGrid
 from deeplightmd.errors import StoreError
-from deeplightmd.store_format import CLIP_METADATA, DMO_BANDS, MODALITIES, ROOT_ATTR, SPLITS
+from deeplightmd.integrity import MANIFEST_ATTR, write_manifest
+from deeplightmd.store_format import (
+    CLIP_METADATA,
+    DMO_BANDS,
+    MODALITIES,
+    ROOT_ATTR,
+    SPLITS,
+    read_store_attrs,
+)
 
 #: zstd level used for every array (also by the speed benchmark's floor)
 ZSTD_LEVEL = 3
@@ -43,6 +61,54 @@ def store_exists(url: str) -> bool:
     """True when ``url`` (path or fsspec URL) already holds something."""
     fs, path = fsspec.core.url_to_fs(url)
     return fs.exists(path) and (not fs.isdir(path) or bool(fs.ls(path)))
+
+
+def _local_path(url: str) -> Path | None:
+    """The folder of a local store (a path or ``file://`` URL), else None."""
+    if "://" not in url:
+        return Path(url)
+    return Path(url[len("file://"):]) if url.startswith("file://") else None
+
+
+@contextlib.contextmanager
+def build_lock(url: str) -> Iterator[None]:
+    """Hold ``<out>.lock`` (beside a local store) for the whole build; another build of the
+    same store refuses at once. Remote stores (``s3://``, ``memory://``) are not locked."""
+    path = _local_path(url)
+    if path is None:
+        yield
+        return
+    path = path.absolute()
+    lock_path = path.with_name(path.name + ".lock")
+    lock = filelock.FileLock(str(lock_path), timeout=0)
+    ensure_folder(path.parent, f"store {url!r}")
+    try:
+        lock.acquire()
+    except filelock.Timeout as exc:
+        raise StoreError(f"another build is writing {url!r} (it holds {str(lock_path)!r}); "
+                         "wait for it to finish or choose another --out") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot create the build lock {str(lock_path)!r}: "
+                         f"{exc.strerror or exc}") from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def store_state(url: str) -> str:
+    """``absent`` (nothing there), ``half-created`` (a build was killed while it created the
+    store: it holds no clip yet), ``incomplete`` (clips being written), ``complete``, or
+    ``other`` (something that is not a readable DeepLightMD store of this format version)."""
+    if not store_exists(url):
+        return "absent"
+    try:
+        attrs = read_store_attrs(url)
+    except StoreError:
+        return "other"
+    if attrs.get("created") is False:
+        return "half-created"
+    return "complete" if attrs.get("complete") else "incomplete"
 
 
 def remove_store(url: str) -> None:
@@ -81,8 +147,9 @@ def create_store(url: str, grid: TargetGrid, clips: dict[str, list[tuple[int, in
     its own, so reading a crop decodes only the inner chunks it overlaps.
     """
     lr_inner = inner_lr_side(grid.lr_clip, inner_chunk, grid.ratio)
-    root = zarr.open_group(url, mode="w", zarr_format=3)
-    root.attrs[ROOT_ATTR] = {**attrs, "complete": False}
+    root = zarr.create_group(url, overwrite=True, zarr_format=3,
+                             attributes={ROOT_ATTR: {**attrs, "complete": False,
+                                                     "created": False}})
     for split in SPLITS:
         group = root.create_group(split)
         n = len(clips[split])
@@ -121,6 +188,7 @@ def create_store(url: str, grid: TargetGrid, clips: dict[str, list[tuple[int, in
                                   dimension_names=("clip",))
         done.attrs.update({"units": "1",
                            "long_name": "1 once every variable of the clip is written"})
+    root.attrs[ROOT_ATTR] = {**attrs, "complete": False, "created": True}
     return root
 
 
@@ -155,10 +223,14 @@ def write_clips(url: str, split: str, first: int, clips: list[dict[str, np.ndarr
     group["done"][first:stop] = 1
 
 
-def finish(url: str, attrs: dict[str, Any]) -> None:
-    """Write the final root attrs with ``complete: True``, then consolidate metadata."""
+def finish(url: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Write the chunk manifest (:mod:`deeplightmd.integrity`), then the final root attrs with
+    ``complete: True``, then consolidate metadata; return the final attrs."""
+    manifest = write_manifest(url)
     root = zarr.open_group(url, mode="r+", use_consolidated=False)
-    root.attrs[ROOT_ATTR] = {**attrs, "complete": True}
+    final = {**attrs, MANIFEST_ATTR: manifest, "created": True, "complete": True}
+    root.attrs[ROOT_ATTR] = final
     with warnings.catch_warnings():  # "consolidated metadata is not in the v3 spec (yet)"
         warnings.simplefilter("ignore", category=UserWarning)
         zarr.consolidate_metadata(url)
+    return final

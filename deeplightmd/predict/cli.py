@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from deeplightmd.atomic import write_text
 from deeplightmd.predict.io import OutputSettings
 from deeplightmd.predict.run import PredictRequest, predict_geotiff
 from deeplightmd.predict.tiled import TileSettings
@@ -63,5 +64,5 @@ def predict(method: str, checkpoint: Path | None, store: str | None, lr: Path, d
         click.echo("light sums (nW cm-2 sr-1 x LR pixels):")
         click.echo(result.sums.to_text())
         if sums_csv is not None:
-            sums_csv.write_text(result.sums.to_csv(), encoding="utf-8")
+            write_text(sums_csv, result.sums.to_csv())
             click.echo(f"wrote {sums_csv}")

@@ -21,7 +21,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.io import DatasetReader
 from rasterio.warp import transform_bounds
-from rasterio.windows import Window
+from rasterio.windows import Window, from_bounds
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
@@ -145,16 +145,43 @@ def aux_reader(name: str, path: str | Path) -> ModalityReader:
                           resampling=resampling, threshold=threshold, fill=fill)
 
 
+#: most pixels of an auxiliary raster read at full resolution by the all-nodata check (larger
+#: extents are read decimated)
+NODATA_CHECK_PIXELS = 1 << 24
+
+
 def check_aux_coverage(name: str, path: str | Path, grid: SRGrid) -> None:
-    """Raise :class:`InputFileError` unless ``path`` covers the SR grid's footprint.
+    """Raise :class:`InputFileError` unless ``path`` covers the SR grid's footprint with data.
 
     The raster's bounds are transformed into the LR CRS (densified edges) and must contain the
-    grid bounds up to half an LR pixel.
+    grid bounds up to half an LR pixel; over that extent at least one pixel must be valid (not
+    nodata, not NaN) — an all-nodata auxiliary would be read as zeros.
     """
     with open_rasters([path]) as (src,):
         if src.crs is None:
             raise InputFileError(f"{name.upper()} raster {str(path)!r} has no CRS")
         bounds = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
+        _check_bounds(name, path, bounds, grid)
+        if not _has_valid_pixel(src, transform_bounds(grid.crs, src.crs, *grid.bounds,
+                                                      densify_pts=21)):
+            raise InputFileError(f"{name.upper()} raster {str(path)!r} holds only nodata over "
+                                 f"the LR extent {tuple(round(v, 6) for v in grid.bounds)}; "
+                                 "expected valid values there")
+
+
+def _has_valid_pixel(src: DatasetReader, bounds: tuple[float, float, float, float]) -> bool:
+    """True when band 1 of ``src`` has a valid (unmasked, finite) pixel inside ``bounds``."""
+    window = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
+    window = window.intersection(Window(0, 0, src.width, src.height))
+    h, w = max(int(window.height), 1), max(int(window.width), 1)
+    scale = max(1.0, math.sqrt(h * w / NODATA_CHECK_PIXELS))
+    data = src.read(1, window=window, masked=True,
+                    out_shape=(max(1, int(h / scale)), max(1, int(w / scale))))
+    values = np.ma.masked_invalid(data.astype(np.float64))
+    return bool(values.count())
+
+
+def _check_bounds(name: str, path: str | Path, bounds: tuple[float, ...], grid: SRGrid) -> None:
     tol = 0.5 * abs(grid.lr_transform.a)
     left, bottom, right, top = grid.bounds
     if (bounds[0] > left + tol or bounds[1] > bottom + tol or bounds[2] < right - tol

@@ -15,9 +15,12 @@ from types import TracebackType
 
 import numpy as np
 import rasterio
+import rasterio._err
+import rasterio.errors
 import rasterio.shutil
 from rasterio.windows import Window
 
+from deeplightmd.atomic import atomic_path
 from deeplightmd.errors import ConfigError
 from deeplightmd.predict.grid import SRGrid
 
@@ -108,5 +111,7 @@ class SRWriter:
                    "RESAMPLING": "AVERAGE", "BIGTIFF": "IF_SAFER"}
         if compress in ("DEFLATE", "ZSTD", "LZW"):
             options["PREDICTOR"] = "FLOATING_POINT"
-        rasterio.shutil.copy(self._tmp, self.path, driver="COG", **options)
+        with atomic_path(self.path, errors=(rasterio.errors.RasterioError,
+                                            rasterio._err.CPLE_BaseError)) as tmp:
+            rasterio.shutil.copy(self._tmp, tmp, driver="COG", **options)
 

@@ -21,6 +21,7 @@ from benchmarks.protocol import resolve_device
 from benchmarks.registry import get_method
 from benchmarks.runner import load_checkpoint, restore_weights
 from deeplightmd.errors import ConfigError
+from deeplightmd.integrity import verify_store
 from deeplightmd.normalize import Normalizer
 from deeplightmd.predict.grid import (
     AUX_NAMES,
@@ -108,6 +109,7 @@ def load_method(name: str, checkpoint: str | Path | None, store: str | None,
     stats, ratio = meta.get("stats"), meta.get("ratio")
     if not stats and store is not None:
         attrs = read_store_attrs(store)
+        verify_store(store, attrs, "fast")
         stats, ratio = attrs.get("stats"), attrs["grid"]["ratio"]
     if not stats:
         where = f"checkpoint {str(checkpoint)!r} records" if checkpoint else "no checkpoint gives"
@@ -137,6 +139,11 @@ def predict_geotiff(req: PredictRequest) -> PredictResult:
         if path is not None:
             check_file(path, what)
     method, meta = load_method(req.method, req.checkpoint, req.store, resolve_device(req.device))
+    unused = sorted(k for k in aux_paths if k not in method.inputs)
+    if unused:
+        flags = ", ".join(f"--{m}" for m in unused)
+        raise ConfigError(f"method {method.name!r} reads {list(method.inputs)}, not {unused}; "
+                          f"drop {flags} (it would be ignored)")
     missing = [m for m in method.inputs if m != "lr_ntl" and m not in aux_paths]
     if missing:
         flags = ", ".join(f"--{m}" for m in missing)

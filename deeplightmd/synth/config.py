@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from deeplightmd import yamlio
 from deeplightmd.errors import ConfigError, InputFileError, reject_unknown
 from deeplightmd.sensor import SensorModel
 
@@ -413,7 +414,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise InputFileError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else yamlio.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"config file {path} is not valid YAML/JSON: {first}") from exc

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +130,39 @@ def write_corpus(root: Path, world: Path, store: str) -> list[BadInput]:
 
     lr_ok = _raster(root / "lr.tif", np.full((16, 16), 5.0, "float32"), "EPSG:4326", near)
     checkpoint = _checkpoint(root / "srcnn.safetensors", store)
+    nodata_dmo = _raster(root / "dmo_nodata.tif", np.full((7, 128, 128), np.nan, "float32"),
+                         "EPSG:4326", near)
+    isp = _raster(root / "isp.tif", np.ones((128, 128), "uint8"), "EPSG:4326", near)
+    radiance = np.full((96, 144), -3.0, "float32")   # negative but for a few valid pixels
+    radiance[::16, ::16] = 5.0
+    negative = _raster(root / "negative.tif", radiance, "EPSG:4326", near)
+    manifests["negative"] = _manifest(root / "m_negative.yaml",
+                                      sources={"hr_ntl": {"files": [negative]}})
+    manifests["dotdot"] = _manifest(root / "m_dotdot.yaml", regions={"test_regions": ["../x"]})
+    duplicate = root / "m_duplicate.yaml"
+    duplicate.write_text(Path(_manifest(root / "m_clean.yaml")).read_text().replace(
+        "grid:\n", "grid:\n  ratio: 4\n", 1))
+    synth_duplicate = root / "synth_duplicate.yaml"
+    synth_duplicate.write_text("seed: 1\nseed: 2\n")
+
+    holed, corrupted, half = _damaged_copies(root, store)
+    row = {"method": "paper-sr", "version": "1", "source": "reported", "citation": "ref",
+           "dataset": {"name": "d", "fingerprint": None}, "split": "test",
+           "protocol": {"budget": None, "seed": None}, "metrics": {"psnr": {"mean": 30.0}}}
+    row_ok = root / "row_ok.json"
+    row_ok.write_text(json.dumps(row))
+    rows_nan, rows_huge = root / "row_nan.json", root / "row_huge.json"
+    rows_nan.write_text(json.dumps({**row, "metrics": {"psnr": {"mean": float("nan")}}}))
+    rows_huge.write_text(json.dumps({**row, "metrics": {"psnr": {"mean": 1e308}}}))
+    rows_twice = root / "rows_twice.json"
+    rows_twice.write_text(json.dumps({"rows": [row, {**row, "metrics": {"psnr": {"mean": 1.0}}}]}))
+    board_nan = root / "board_nan.json"
+    board_nan.write_text(json.dumps({"schema_version": 2, "rows": [
+        {**row, "metrics": {"psnr": {"mean": float("nan")}}}]}))
+    board_ok = root / "board_ok.json"
+    board_ok.write_text(json.dumps({"schema_version": 2, "rows": [row]}))
+    a_file = root / "a_file"
+    a_file.write_text("not a folder")
 
     def build(name: str, message: str, *extra: str) -> BadInput:
         out = str(root / f"out_{name}.zarr")
@@ -198,7 +232,106 @@ def write_corpus(root: Path, world: Path, store: str) -> list[BadInput]:
                  r"row_bad\.json", board_new),
         BadInput("leaderboard: malformed leaderboard file",
                  ("leaderboard", "--file", str(board), "show"), r"is not valid JSON"),
+        # issue 16: results and stores never lost or silently wrong
+        BadInput("leaderboard: board holding NaN fails validate",
+                 ("leaderboard", "--file", str(board_nan), "validate"),
+                 r"row 0 \(paper-sr\), field 'rows\.0\.metrics\.psnr\.mean': NaN/inf"),
+        BadInput("leaderboard: add to a board holding NaN",
+                 ("leaderboard", "--file", str(board_nan), "add", str(row_ok)),
+                 r"field 'rows\.0\.metrics\.psnr\.mean'"),
+        BadInput("leaderboard: row with NaN PSNR",
+                 ("leaderboard", "--file", board_new, "add", str(rows_nan)),
+                 r"field 'metrics\.psnr\.mean': NaN/inf", board_new),
+        BadInput("leaderboard: row with PSNR 1e308",
+                 ("leaderboard", "--file", board_new, "add", str(rows_huge)),
+                 r"field 'metrics\.psnr\.mean': 1e\+308 is outside the valid range", board_new),
+        BadInput("leaderboard: two differing rows with one key",
+                 ("leaderboard", "--file", board_new, "add", str(rows_twice)),
+                 r"new rows 0 and 1 have the same key", board_new),
+        BadInput("leaderboard: show a misspelt file",
+                 ("leaderboard", "--file", str(root / "typo.json"), "show"),
+                 r"typo\.json' not found"),
+        BadInput("leaderboard: show an unknown metric",
+                 ("leaderboard", "--file", str(board_ok), "show", "--metric", "foo"),
+                 r"unknown metric 'foo'"),
+        BadInput("leaderboard: render an unknown metric",
+                 ("leaderboard", "--file", str(board_ok), "render", "--metric", "foo", "--out",
+                  str(root / "site")), r"unknown metric 'foo'", str(root / "site")),
+        BadInput("leaderboard: unwritable output folder",
+                 ("leaderboard", "--file", str(a_file / "lb.json"), "add", str(row_ok)),
+                 r"cannot write leaderboard .*a_file' is a file, not a folder",
+                 str(a_file / "lb.json")),
+        BadInput("leaderboard: render into an unwritable folder",
+                 ("leaderboard", "--file", str(board_ok), "render", "--out", str(a_file / "s")),
+                 r"cannot write .*a_file' is a file, not a folder; nothing was written",
+                 str(a_file / "s" / "leaderboard.md")),
+        BadInput("validate: deleted chunk",
+                 ("validate", holed), r"val/hr_ntl clip 2: chunk object val/hr_ntl/c/2/0/0 is "
+                                      r"missing"),
+        BadInput("validate: half-written store", ("validate", half),
+                 r"is invalid: store is not marked complete"),
+        BadInput("bench: deleted chunk",
+                 ("bench", "--method", "edsr", "--store", holed, "--out", out_bench,
+                  "--no-leaderboard", "--quiet"),
+                 r"fails its integrity check: val/hr_ntl clip 2: chunk object", out_bench),
+        BadInput("bench: corrupted chunk met while reading",
+                 ("bench", "--method", "bicubic", "--store", corrupted, "--out", out_bench,
+                  "--no-leaderboard", "--quiet", "--tile", "16", "--overlap", "4"),
+                 r"test clip 1 cannot be read \(ValueError: Stored and computed checksum",
+                 out_bench),
+        BadInput("bench --verify: corrupted chunk",
+                 ("bench", "--method", "edsr", "--store", corrupted, "--out", out_bench,
+                  "--no-leaderboard", "--quiet", "--verify"),
+                 r"test/lr_ntl clip 1: CRC32C checksum mismatch", out_bench),
+        BadInput("bench: results into an unwritable folder",
+                 ("bench", "--method", "bicubic", "--store", store, "--out",
+                  str(a_file / "r.json"), "--no-leaderboard", "--quiet", "--max-test-clips", "1",
+                  "--tile", "16", "--overlap", "4"),
+                 r"cannot write .*r\.json': .*a_file' is a file, not a folder",
+                 str(a_file / "r.json")),
+        build("region name with '..'", r"'\.\./x' cannot name a store group", "--manifest",
+              manifests["dotdot"]),
+        build("duplicate manifest key", r"duplicate key 'ratio' at line", "--manifest",
+              str(duplicate)),
+        build("negative radiance", r"too few clips.*QA rejected \d+ of \d+ candidate clips: "
+              r"hr_ntl in \d+ .*negative radiance", "--manifest", manifests["negative"]),
+        BadInput("synth: duplicate config key",
+                 ("synth", str(root / "synth_dup"), "--config", str(synth_duplicate), "-q"),
+                 r"duplicate key 'seed'", str(root / "synth_dup" / "world.json")),
+        BadInput("predict: --isp for a method without ISP input",
+                 ("predict", "--method", "bicubic", "--store", store, "--lr", lr_ok, "--isp",
+                  isp, "--out", out_sr, "--quiet"), r"reads \['lr_ntl'\], not \['isp'\]; "
+                                                    r"drop --isp", out_sr),
+        BadInput("predict: all-nodata auxiliary",
+                 ("predict", "--method", "guided-filter", "--store", store, "--lr", lr_ok,
+                  "--dmo", nodata_dmo, "--out", out_sr, "--quiet"),
+                 r"DMO raster .* holds only nodata over the LR extent", out_sr),
+        BadInput("predict: store with a deleted chunk",
+                 ("predict", "--method", "bicubic", "--store", holed, "--lr", lr_ok, "--out",
+                  out_sr, "--quiet"), r"fails its integrity check", out_sr),
     ]
+
+
+def _damaged_copies(root: Path, store: str) -> tuple[str, str, str]:
+    """Copies of ``store``: one chunk deleted; one chunk with a flipped byte; half-written (not
+    complete, later done flags and the regions not written yet)."""
+    holed, corrupted, half = root / "holed.zarr", root / "corrupted.zarr", root / "half.zarr"
+    for copy in (holed, corrupted, half):
+        if not copy.exists():
+            shutil.copytree(store, copy)
+    chunk = holed / "val" / "hr_ntl" / "c" / "2" / "0" / "0"
+    if chunk.exists():
+        chunk.unlink()
+    chunk = corrupted / "test" / "lr_ntl" / "c" / "1" / "0" / "0"
+    blob = bytearray(chunk.read_bytes())
+    blob[5] ^= 1
+    chunk.write_bytes(bytes(blob))
+    group = zarr.open_group(str(half), mode="r+", use_consolidated=False)
+    attrs = dict(group.attrs[ROOT_ATTR])
+    group.attrs[ROOT_ATTR] = {**attrs, "complete": False, "fingerprint": None, "stats": None}
+    shutil.rmtree(half / "test" / "done" / "c", ignore_errors=True)
+    shutil.rmtree(half / "regions", ignore_errors=True)
+    return str(holed), str(corrupted), str(half)
 
 
 def _checkpoint(path: Path, store: str) -> str:
