@@ -21,7 +21,7 @@ from deeplightmd.access._store import (
 )
 from deeplightmd.errors import ConfigError
 from deeplightmd.normalize import Normalizer
-from deeplightmd.store_format import MODALITIES, MODALITY_NAMES
+from deeplightmd.store_format import store_modalities
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -74,7 +74,7 @@ class DeepLightDataset(Dataset):
     Args:
         store: path or fsspec URL of the store.
         split: ``train``, ``val`` or ``test``.
-        modalities: the modalities to return.
+        modalities: the modalities to return (default: every modality of the store).
         crop: LR crop side (int) or ``(h, w)``; ``None`` returns whole clips.
         transforms: callable on the sample dict, e.g.
             :class:`~deeplightmd.access.RandomFlipRotate`.
@@ -87,14 +87,17 @@ class DeepLightDataset(Dataset):
     """
 
     def __init__(self, store: StoreLike, split: str,
-                 modalities: Iterable[str] = MODALITY_NAMES,
+                 modalities: Iterable[str] | None = None,
                  crop: int | tuple[int, int] | None = None,
                  transforms: Callable[[Sample], Sample] | None = None,
                  normalize: bool = True, seed: int = 0) -> None:
         self.url = store_url(store)
         self.attrs = load_attrs(self.url)
         self.split = check_split(split, self.attrs)
-        self.modalities = check_modalities(modalities)
+        #: what every modality of the store is (bands, units, ...): :mod:`deeplightmd.modalities`
+        self.specs = store_modalities(self.attrs)
+        self.modalities = check_modalities(self.specs if modalities is None else modalities,
+                                           tuple(self.specs))
         grid = self.attrs["grid"]
         self.ratio = int(grid["ratio"])
         self.lr_clip = int(grid["lr_clip"])
@@ -152,7 +155,7 @@ class DeepLightDataset(Dataset):
         clip = int(self._clips[index])
         requests = []
         for name in self.modalities:
-            s = 1 if MODALITIES[name].grid == "lr" else self.ratio
+            s = 1 if self.specs[name].grid == "lr" else self.ratio
             window = (slice(r0 * s, (r0 + h) * s), slice(c0 * s, (c0 + w) * s))
             requests.append((name, (clip, Ellipsis, *window)))
         return {name: to_tensor(name, x, self.normalizer if self.normalize else None)
@@ -169,7 +172,7 @@ class DeepLightDataset(Dataset):
         from deeplightmd.access.plot import plot_sample
 
         return plot_sample(sample, normalizer=self.normalizer if self.normalize else None,
-                           show_titles=show_titles, suptitle=suptitle)
+                           show_titles=show_titles, suptitle=suptitle, modalities=self.specs)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.url!r}, split={self.split!r}, n={len(self)}, "

@@ -10,16 +10,18 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from deeplightmd.access._store import StoreLike, check_split, load_attrs, store_url
-from deeplightmd.store_format import CLIP_METADATA, DMO_BANDS, REGIONS_GROUP, ROOT_ATTR
+from deeplightmd.store_format import CLIP_METADATA, REGIONS_GROUP, ROOT_ATTR, store_modalities
 
 
-def _open_group(url: str, group: str, chunks: Any, **kwargs: Any) -> xr.Dataset:
+def _open_group(url: str, group: str, chunks: Any, attrs: dict[str, Any],
+                **kwargs: Any) -> xr.Dataset:
     with warnings.catch_warnings():
         # zarr warns that consolidated metadata is not part of the v3 spec yet
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         ds = xr.open_zarr(url, group=group, chunks=chunks, **kwargs)
-    if "band" in ds.dims:
-        ds = ds.assign_coords(band=("band", list(DMO_BANDS)))
+    for name, spec in store_modalities(attrs).items():
+        if name in ds.data_vars and spec.bands > 1:
+            ds = ds.assign_coords({spec.band_dim: (spec.band_dim, list(spec.band_names))})
     return ds
 
 
@@ -30,7 +32,7 @@ def open_split(url: str, split: str, attrs: dict[str, Any], chunks: Any = None) 
     the DMO band names and a ``spatial_ref`` coordinate carries the CRS (``ds.rio.crs``). Clips
     have no common grid; each clip's footprint is ``bounds``.
     """
-    ds = _open_group(url, split, {} if chunks is None else chunks)
+    ds = _open_group(url, split, {} if chunks is None else chunks, attrs)
     meta = [name for name in CLIP_METADATA if name in ds.variables]
     ds = ds.set_coords(meta)
     if "clip_id" in ds.coords:
@@ -44,7 +46,7 @@ def open_region(url: str, region: str, grid: str, attrs: dict[str, Any],
                 chunks: Any = None) -> xr.Dataset:
     """A region mosaic (``grid`` ``"hr"`` or ``"lr"``) with CRS and transform for rioxarray."""
     ds = _open_group(url, f"{REGIONS_GROUP}/{region}/{grid}", {} if chunks is None else chunks,
-                     decode_coords="all")
+                     attrs, decode_coords="all")
     ds.attrs = {**ds.attrs, "grid": grid, "ratio": attrs["grid"]["ratio"]}
     return ds
 

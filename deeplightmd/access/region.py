@@ -29,11 +29,13 @@ from deeplightmd.access._store import (
 )
 from deeplightmd.access.dataset import to_tensor
 from deeplightmd.errors import ConfigError
-from deeplightmd.store_format import MODALITIES, REGIONS_GROUP
+from deeplightmd.modalities import BUILTIN
+from deeplightmd.store_format import REGIONS_GROUP, store_modalities
 
 #: (row, col, height, width) in LR pixels
 Window = tuple[int, int, int, int]
-REGION_MODALITIES = ("lr_ntl", "dmo", "dem", "isp")
+#: the default modalities of a tile: every built-in input (the main input and the auxiliaries)
+REGION_MODALITIES = tuple(n for n, m in BUILTIN.items() if m.role != "target")
 
 
 def _starts(size: int, tile: int, stride: int) -> list[int]:
@@ -143,8 +145,8 @@ class RegionDataset(Dataset):
         region: name of a region in the store.
         tile: tile side in LR pixels (clipped to the mosaic when it is smaller).
         overlap: minimum overlap of neighbouring tiles in LR pixels.
-        modalities: modalities per tile (``lr_ntl``, ``dmo``, ``dem``, ``isp``; ``hr_ntl`` too,
-            for evaluation).
+        modalities: modalities per tile (default :data:`REGION_MODALITIES`; ``hr_ntl`` too,
+            for evaluation; any declared layer of the store).
         normalize: normalise with the store's train statistics (:attr:`normalizer`).
 
     Raises:
@@ -157,7 +159,8 @@ class RegionDataset(Dataset):
         self.url = store_url(store)
         self.attrs = load_attrs(self.url)
         self.region = check_region(region, self.attrs)
-        self.modalities = check_modalities(modalities)
+        self.specs = store_modalities(self.attrs)
+        self.modalities = check_modalities(modalities, tuple(self.specs))
         self.ratio = int(self.attrs["grid"]["ratio"])
         self.tile, self.overlap = int(tile), int(overlap)
         self.normalize = normalize
@@ -194,7 +197,7 @@ class RegionDataset(Dataset):
         normalizer = self.normalizer if self.normalize else None
         item: dict[str, Any] = {}
         for grid, group in (("lr", self._lr), ("hr", self._hr)):
-            names = [n for n in self.modalities if MODALITIES[n].grid == grid]
+            names = [n for n in self.modalities if self.specs[n].grid == grid]
             s = 1 if grid == "lr" else self.ratio
             window = (Ellipsis, slice(r * s, (r + h) * s), slice(c * s, (c + w) * s))
             if names:

@@ -21,9 +21,9 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--store", help="store giving ratio and statistics when the checkpoint has none "
                               "(non-learned methods need no checkpoint)")
 @click.option("--lr", "lr", required=True, type=_FILE, help="LR NTL GeoTIFF (any CRS)")
-@click.option("--dmo", type=_FILE, help="7-band daytime multispectral raster (any CRS)")
-@click.option("--dem", type=_FILE, help="elevation raster in metres (any CRS)")
-@click.option("--isp", type=_FILE, help="impervious-surface / urban mask raster (any CRS)")
+@click.option("--dmo", help="7-band daytime multispectral raster (any CRS), or constant:VALUE")
+@click.option("--dem", help="elevation raster in metres (any CRS), or constant:VALUE")
+@click.option("--isp", help="impervious-surface / urban mask raster (any CRS), or constant:VALUE")
 @click.option("--region", type=_FILE, help="polygon layer: crop and mask the output to it")
 @click.option("--name", "region_name", help="feature of --region to use (default: all)")
 @click.option("--name-field", help="field with feature names in --region/--admin (default: auto)")
@@ -37,8 +37,8 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:1")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--out", required=True, type=_FILE, help="output SR GeoTIFF (COG layout)")
-def predict(method: str, checkpoint: Path | None, store: str | None, lr: Path, dmo: Path | None,
-            dem: Path | None, isp: Path | None, region: Path | None, region_name: str | None,
+def predict(method: str, checkpoint: Path | None, store: str | None, lr: Path, dmo: str | None,
+            dem: str | None, isp: str | None, region: Path | None, region_name: str | None,
             name_field: str | None, admin: Path | None, sums_csv: Path | None, tile: int,
             overlap: int, preserve_lr_sum: bool, overviews: bool, device: str, quiet: bool,
             out: Path) -> None:
