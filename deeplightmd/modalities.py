@@ -21,6 +21,7 @@ manifest: :func:`manifest_modalities` (build) and :func:`store_modalities` (read
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -150,6 +151,8 @@ BUILTIN: dict[str, Modality] = {m.name: m for m in (
 )}
 BUILTIN_NAMES = tuple(BUILTIN)
 
+#: names a declared layer may take (they become store variables and results-JSON values)
+NAME_PATTERN = r"[a-z][a-z0-9_]*"
 #: keys of a manifest ``modality:`` block (a declaration of an extra layer)
 DECLARATION_KEYS = ("role", "grid", "band_names", "units", "dtype", "long_name", "value_range",
                     "normalization", "plot")
@@ -160,6 +163,9 @@ def declared_modality(name: str, block: dict[str, Any], n_bands: int) -> Modalit
     if name in BUILTIN:
         raise ConfigError(f"sources.{name}.modality: {name!r} is a built-in modality; "
                           "declare only new layers")
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ConfigError(f"sources.{name}: a declared layer's name must match {NAME_PATTERN} "
+                          "(lower-case letters, digits, underscores)")
     if not isinstance(block, dict):
         raise ConfigError(f"sources.{name}.modality must be a mapping of "
                           f"{list(DECLARATION_KEYS)}")
@@ -199,9 +205,10 @@ def manifest_modalities(sources: dict[str, Any]) -> dict[str, Modality]:
     out = dict(BUILTIN)
     for name, spec in sources.items():
         get = spec.get if isinstance(spec, dict) else lambda k, s=spec: getattr(s, k, None)
-        if name == "dmo":
-            out["dmo"] = with_band_names(BUILTIN["dmo"], source_band_names(get))
-        elif name not in BUILTIN:
+        if name in BUILTIN and get("modality") is None:
+            if name == "dmo":
+                out["dmo"] = with_band_names(BUILTIN["dmo"], source_band_names(get))
+        else:
             if get("modality") is None:
                 raise ConfigError(f"unknown modality {name!r}; expected some of "
                                   f"{sorted(BUILTIN)}, or declare a new layer with a "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,8 +12,10 @@ from torch.utils.data import Dataset
 from deeplightmd.access._store import (
     LazyGroup,
     StoreLike,
+    band_request,
     check_modalities,
     check_split,
+    conform,
     load_attrs,
     normalizer_of,
     sensor_model_of,
@@ -80,6 +82,10 @@ class DeepLightDataset(Dataset):
             :class:`~deeplightmd.access.RandomFlipRotate`.
         normalize: return normalised values (else physical units, ``isp`` as 0/1 floats).
         seed: seed of the crops and transforms.
+        bands: bands wanted per multi-band modality, by name (e.g. ``{"dmo": ("red", "nir")}``;
+            a method's ``bands``): returned in that order, a band the store lacks as zeros in
+            normalised space (the band's training mean), or 0 when ``normalize=False``;
+            :attr:`normalizer` is adjusted to match. ``None``: the store's bands.
 
     Raises:
         StoreError: the store is missing or of another format version.
@@ -90,7 +96,8 @@ class DeepLightDataset(Dataset):
                  modalities: Iterable[str] | None = None,
                  crop: int | tuple[int, int] | None = None,
                  transforms: Callable[[Sample], Sample] | None = None,
-                 normalize: bool = True, seed: int = 0) -> None:
+                 normalize: bool = True, seed: int = 0,
+                 bands: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.url = store_url(store)
         self.attrs = load_attrs(self.url)
         self.split = check_split(split, self.attrs)
@@ -105,7 +112,8 @@ class DeepLightDataset(Dataset):
         self.crs: str = grid["crs_wkt"]
         self.transforms = transforms
         self.normalize = normalize
-        self.normalizer = normalizer_of(self.attrs)
+        self.bands = band_request(self.specs, bands)
+        self.normalizer = normalizer_of(self.attrs, self.specs, self.bands)
         self.sensor_model = sensor_model_of(self.attrs)
         self.seed = int(seed)
         self.epoch = 0
@@ -158,8 +166,10 @@ class DeepLightDataset(Dataset):
             s = 1 if self.specs[name].grid == "lr" else self.ratio
             window = (slice(r0 * s, (r0 + h) * s), slice(c0 * s, (c0 + w) * s))
             requests.append((name, (clip, Ellipsis, *window)))
-        return {name: to_tensor(name, x, self.normalizer if self.normalize else None)
-                for name, x in zip(self.modalities, self._group.read_many(requests), strict=True)}
+        arrays = self._group.read_many(requests)
+        return {name: to_tensor(name, conform(self.specs, self.bands, name, x),
+                                self.normalizer if self.normalize else None)
+                for name, x in zip(self.modalities, arrays, strict=True)}
 
     def _crop_bounds(self, index: int, r0: int, c0: int, h: int, w: int) -> np.ndarray:
         left, bottom, right, top = self._bounds[index]

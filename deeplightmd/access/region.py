@@ -9,7 +9,7 @@ into tiles) is reproduced exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -21,8 +21,10 @@ from torch.utils.data import Dataset
 from deeplightmd.access._store import (
     LazyGroup,
     StoreLike,
+    band_request,
     check_modalities,
     check_region,
+    conform,
     load_attrs,
     normalizer_of,
     store_url,
@@ -148,6 +150,8 @@ class RegionDataset(Dataset):
         modalities: modalities per tile (default :data:`REGION_MODALITIES`; ``hr_ntl`` too,
             for evaluation; any declared layer of the store).
         normalize: normalise with the store's train statistics (:attr:`normalizer`).
+        bands: bands wanted per multi-band modality, by name (as for
+            :class:`~deeplightmd.access.DeepLightDataset`).
 
     Raises:
         ConfigError: unknown region or modality, ``tile <= overlap``.
@@ -155,7 +159,8 @@ class RegionDataset(Dataset):
     """
 
     def __init__(self, store: StoreLike, region: str, tile: int = 32, overlap: int = 4,
-                 modalities: Iterable[str] = REGION_MODALITIES, normalize: bool = True) -> None:
+                 modalities: Iterable[str] = REGION_MODALITIES, normalize: bool = True,
+                 bands: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.url = store_url(store)
         self.attrs = load_attrs(self.url)
         self.region = check_region(region, self.attrs)
@@ -164,7 +169,8 @@ class RegionDataset(Dataset):
         self.ratio = int(self.attrs["grid"]["ratio"])
         self.tile, self.overlap = int(tile), int(overlap)
         self.normalize = normalize
-        self.normalizer = normalizer_of(self.attrs)
+        self.bands = band_request(self.specs, bands)
+        self.normalizer = normalizer_of(self.attrs, self.specs, self.bands)
         self._lr = LazyGroup(self.url, f"{REGIONS_GROUP}/{region}/lr")
         self._hr = LazyGroup(self.url, f"{REGIONS_GROUP}/{region}/hr")
         self.lr_shape: tuple[int, int] = tuple(self._lr["lr_ntl"].shape[-2:])
@@ -202,8 +208,8 @@ class RegionDataset(Dataset):
             window = (Ellipsis, slice(r * s, (r + h) * s), slice(c * s, (c + w) * s))
             if names:
                 arrays = group.read_many([(name, window) for name in names])
-                item.update({n: to_tensor(n, x, normalizer) for n, x in zip(names, arrays,
-                                                                          strict=True)})
+                item.update({n: to_tensor(n, conform(self.specs, self.bands, n, x), normalizer)
+                             for n, x in zip(names, arrays, strict=True)})
         item["window"] = torch.tensor([r, c, h, w], dtype=torch.int64)
         item["index"] = int(index)
         return item
