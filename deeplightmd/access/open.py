@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
+from affine import Affine
 
 from deeplightmd.access._store import StoreLike, check_split, load_attrs, store_url
+from deeplightmd.errors import ConfigError
 from deeplightmd.store_format import CLIP_METADATA, REGIONS_GROUP, ROOT_ATTR, store_modalities
 
 
@@ -30,7 +32,10 @@ def open_split(url: str, split: str, attrs: dict[str, Any], chunks: Any = None) 
 
     ``clip`` is indexed by ``clip_id`` (so ``ds.sel(clip=...)`` takes clip ids), ``band`` holds
     the DMO band names and a ``spatial_ref`` coordinate carries the CRS (``ds.rio.crs``). Clips
-    have no common grid; each clip's footprint is ``bounds``.
+    have no common grid; each clip's footprint is ``bounds``, and :func:`clip_dataarray` gives
+    one clip with its own pixel-centre ``x``/``y`` and transform (``ds.isel(clip=k)`` cannot:
+    xarray allows no 2-D coordinate named after a dimension, so per-clip ``x``/``y`` do not
+    exist on the split, and rioxarray would fall back to the identity transform).
     """
     ds = _open_group(url, split, {} if chunks is None else chunks, attrs)
     meta = [name for name in CLIP_METADATA if name in ds.variables]
@@ -40,6 +45,47 @@ def open_split(url: str, split: str, attrs: dict[str, Any], chunks: Any = None) 
     ds = ds.rio.write_crs(attrs["grid"]["crs_wkt"])
     ds.attrs = {ROOT_ATTR: attrs, "split": split}
     return ds
+
+
+def clip_dataarray(store: StoreLike | xr.Dataset, split: str | None = None, k: int = 0,
+                   name: str = "hr_ntl") -> xr.DataArray:
+    """Variable ``name`` of clip ``k`` (position in the split) georeferenced for rioxarray and
+    odc-geo: dims ``(band?, y, x)``, pixel-centre ``x``/``y`` computed from the clip's recorded
+    ``bounds`` (LR pixels for ``lr_ntl``), the store CRS and a GDAL-order ``GeoTransform`` in
+    ``spatial_ref``. ``clip_dataarray(s, "test", 0).rio.to_raster("c.tif")`` writes the clip
+    at its place (c.tif's bounds are the clip's ``bounds``).
+
+    Args:
+        store: a store path/URL, or a split Dataset from :func:`open_store` (then ``split`` is
+            not needed).
+        split: ``train``, ``val`` or ``test`` (with a store path).
+        k: clip position along ``clip`` (``isel``, not the clip id).
+        name: a modality of the store.
+
+    Raises:
+        ConfigError: unknown split or modality, ``k`` out of range.
+    """
+    ds = store if isinstance(store, xr.Dataset) else open_store(store, split=split)
+    if name not in ds.data_vars:
+        raise ConfigError(f"unknown modality {name!r}; the split has {', '.join(ds.data_vars)}")
+    n = ds.sizes["clip"]
+    if not -n <= k < n:
+        raise ConfigError(f"clip position {k} out of range for {n} clips")
+    da = ds[name].isel(clip=k)
+    left, bottom, right, top = (float(v) for v in np.asarray(ds["bounds"].isel(clip=k)))
+    y_dim, x_dim = da.dims[-2:]
+    h, w = da.sizes[y_dim], da.sizes[x_dim]
+    px, py = (right - left) / w, (top - bottom) / h
+    da = da.drop_vars([c for c in da.coords if c not in da.dims and c != "spatial_ref"])
+    da = da.rename({y_dim: "y", x_dim: "x"}) if (y_dim, x_dim) != ("y", "x") else da
+    da = da.assign_coords(x=("x", left + (np.arange(w) + 0.5) * px),
+                          y=("y", top - (np.arange(h) + 0.5) * py))
+    transform = Affine(px, 0.0, left, 0.0, -py, top)
+    crs = ds.attrs[ROOT_ATTR]["grid"]["crs_wkt"]
+    da = da.rio.write_crs(crs).rio.write_transform(transform)
+    da.attrs.update({"clip_id": int(ds["clip_id"].values[k]), "bounds": [left, bottom, right,
+                                                                          top]})
+    return da
 
 
 def open_region(url: str, region: str, grid: str, attrs: dict[str, Any],
@@ -86,4 +132,4 @@ def open_store(url: StoreLike, split: str | None = None,
     return xr.DataTree.from_dict(nodes)
 
 
-__all__ = ["open_region", "open_split", "open_store"]
+__all__ = ["clip_dataarray", "open_region", "open_split", "open_store"]
