@@ -29,6 +29,7 @@ from deeplightmd.normalize import Normalizer
 from deeplightmd.store_format import read_store_attrs
 
 L7 = SENSORS["landsat7-etm"]
+CRS_UTM50_WKT = rasterio.crs.CRS.from_epsg(32650).to_wkt()
 L7_BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
 POPULATION = {"role": "auxiliary", "units": "people per pixel", "long_name": "population count",
               "normalization": "log1p", "value_range": [0, 1e7], "plot": "viridis"}
@@ -257,3 +258,27 @@ def test_real_landsat7_dn_file_warns_in_one_line(tmp_path, real_data):
         build_store(load_manifest(path), str(tmp_path / "scaled.zarr"), progress=False)
     assert store_modalities(read_store_attrs(str(tmp_path / "scaled.zarr")))["dmo"].band_names \
         == L7_BANDS
+
+
+def test_builtin_stores_keep_their_attrs_and_fingerprint_inputs(tiny_store):
+    """New manifest keys are recorded only when set and stats gain ``extra`` only for declared
+    layers, so stores of the packaged presets hash exactly as before the registry."""
+    attrs = read_store_attrs(tiny_store)
+    assert "extra" not in attrs["stats"]
+    for spec in attrs["manifest"]["sources"].values():
+        assert not {"sensor", "band_names", "modality"} & set(spec)
+    assert store_modalities(attrs) == BUILTIN
+    assert load_manifest("tiny").to_dict()["sources"]["dmo"].keys() >= {"bands", "scale"}
+
+
+def test_info_crs_is_short_and_preview_never_draws_boxes():
+    from deeplightmd.build.inspect import _short_crs
+    from deeplightmd.build.preview import _has_glyph, display_text
+
+    assert _short_crs(CRS_UTM50_WKT) == "EPSG:32650 (WGS 84 / UTM zone 50N)"
+    albers = _short_crs(load_manifest("tiny").grid.crs)
+    assert albers.startswith("+proj=aea") and "..." not in albers
+    shown = display_text("崇明区 Chongming")
+    assert shown.endswith("Chongming")
+    assert all(_has_glyph(ch) for ch in shown)       # drawable: the name, a transliteration
+    assert display_text("Anhui") == "Anhui"          # or U+XXXX code points
