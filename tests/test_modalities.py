@@ -151,6 +151,8 @@ def test_info_lists_bands_with_names_and_units(l7_store):
     assert "coastal" not in dmo_line
     assert any("population" in line and "population [people per pixel]" in line
                for line in res.output.splitlines())
+    checked = CliRunner().invoke(cli, ["validate", l7_store])
+    assert checked.exit_code == 0, checked.output
 
 
 def test_a_method_declaring_population_trains_on_it(l7_store, tmp_path):
