@@ -288,3 +288,41 @@ def test_radiance_outside_training_statistics_warns_once(inputs, tmp_path):
         predict_geotiff(PredictRequest(method="nearest", lr=dn, out=tmp_path / "sr_dn.tif",
                                        checkpoint=inputs["nearest"], device="cpu",
                                        progress=False))
+
+
+PLUGIN = '''
+from torch import nn
+from benchmarks.method import Method
+from benchmarks.registry import register_method
+
+
+@register_method("test-plugin-nearest")
+class PluginNearest(Method):
+    family = "interpolation"
+    description = "nearest upsampling from a user's own file (tests)"
+
+    def predict(self, batch):
+        return nn.functional.interpolate(batch["lr_ntl"], scale_factor=self.context.ratio,
+                                         mode="nearest")
+'''
+
+
+def test_predict_and_methods_load_a_users_own_file(inputs, tmp_path, tiny_store):
+    from deeplightmd.cli import cli
+
+    plugin = tmp_path / "my_method.py"
+    plugin.write_text(PLUGIN)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["methods", "--plugin", str(plugin), "--names"])
+    assert listed.exit_code == 0 and "test-plugin-nearest" in listed.output.split()
+    out = tmp_path / "plugin.tif"
+    ok = runner.invoke(cli, ["predict", "--plugin", str(plugin), "--method",
+                             "test-plugin-nearest", "--store", tiny_store, "--lr",
+                             str(inputs["lr"]), "--out", str(out), "--quiet", "--device", "cpu"])
+    assert ok.exit_code == 0, ok.output
+    assert out.is_file()
+    broken = tmp_path / "broken.py"
+    broken.write_text("import not_a_module_anywhere\n")
+    bad = runner.invoke(cli, ["methods", "--plugin", str(broken)])
+    assert bad.exit_code == 2 and "Error: --plugin" in bad.output and "failed to import" in \
+        bad.output and "Traceback" not in bad.output
