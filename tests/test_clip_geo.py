@@ -40,6 +40,21 @@ def test_clip_round_trips_through_a_geotiff(tiny_store, tmp_path, name):
     assert np.array_equal(back, stored.astype(back.dtype))
 
 
+def test_isel_clip_writes_at_the_recorded_bounds(tiny_store, tmp_path):
+    """The issue's line: ``open_store(s, split="test").isel(clip=0).hr_ntl.rio.to_raster``."""
+    ds = open_store(tiny_store, split="test")
+    for k in range(ds.sizes["clip"]):
+        path = tmp_path / f"c{k}.tif"
+        ds.isel(clip=k).hr_ntl.rio.to_raster(path)
+        with rasterio.open(path) as src:
+            assert tuple(src.bounds) == pytest.approx(tuple(ds["bounds"].values[k]), abs=1e-6)
+            assert np.array_equal(src.read(1), ds["hr_ntl"].isel(clip=k).values)
+    one = ds.sel(clip=int(ds["clip_id"].values[-1]))
+    assert one["dmo"].rio.transform().c == pytest.approx(float(ds["bounds"].values[-1][0]))
+    lr = one["lr_ntl"].rio.set_spatial_dims("lr_x", "lr_y")
+    assert lr.rio.resolution()[0] == pytest.approx(8 * 60.0)
+
+
 def test_clip_dataarray_from_a_path_and_bad_input(tiny_store, tmp_path):
     da = clip_dataarray(tiny_store, "val", 0)
     assert da.dims == ("y", "x") and da.rio.transform().a == pytest.approx(60.0)

@@ -1,6 +1,7 @@
 """Reading DeepLightMD stores: xarray (:func:`open_store`) and PyTorch datasets.
 
-- :func:`open_store` — a split (or the whole store) as lazy xarray objects with CRS.
+- :func:`open_store` — a split (or the whole store) as lazy xarray objects with CRS (each clip
+  with its own x/y, so ``ds.isel(clip=k)`` is georeferenced).
 - :func:`clip_dataarray` — one clip's variable with its own x/y, CRS and transform (rioxarray).
 - :class:`DeepLightDataset` — aligned, normalised, optionally cropped/augmented training samples.
 - :class:`RegionDataset` + :class:`Stitcher` — tiled inference over a held-out region mosaic.

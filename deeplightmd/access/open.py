@@ -5,10 +5,10 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
-from affine import Affine
 
 from deeplightmd.access._store import StoreLike, check_split, load_attrs, store_url
 from deeplightmd.errors import ConfigError
@@ -27,21 +27,44 @@ def _open_group(url: str, group: str, chunks: Any, attrs: dict[str, Any],
     return ds
 
 
+#: clips per dask chunk of the per-clip x/y coordinates
+COORD_CHUNK = 1024
+
+
+def clip_coords(bounds: np.ndarray, side: int, grid: str) -> dict[str, Any]:
+    """Per-clip pixel-centre coordinates (lazy): ``x``/``y`` ``(clip, side)`` for the HR grid,
+    ``lr_x``/``lr_y`` for the LR grid, from the clips' ``bounds`` (left, bottom, right, top)."""
+    chunk = min(max(len(bounds), 1), COORD_CHUNK)
+    left, top = (da.from_array(bounds[:, i], chunks=chunk)[:, None] for i in (0, 3))
+    px = da.from_array((bounds[:, 2] - bounds[:, 0]) / side, chunks=chunk)[:, None]
+    py = da.from_array((bounds[:, 3] - bounds[:, 1]) / side, chunks=chunk)[:, None]
+    centres = (da.arange(side, chunks=side) + 0.5)[None, :]
+    xn, yn = ("x", "y") if grid == "hr" else ("lr_x", "lr_y")
+    attrs = {"units": "m", "long_name": f"{grid.upper()} pixel centre (per clip)"}
+    return {xn: (("clip", xn), left + centres * px, {**attrs, "axis": "X"}),
+            yn: (("clip", yn), top - centres * py, {**attrs, "axis": "Y"})}
+
+
 def open_split(url: str, split: str, attrs: dict[str, Any], chunks: Any = None) -> xr.Dataset:
     """One split as a Dataset: modalities as data variables, clip metadata as coordinates.
 
     ``clip`` is indexed by ``clip_id`` (so ``ds.sel(clip=...)`` takes clip ids), ``band`` holds
-    the DMO band names and a ``spatial_ref`` coordinate carries the CRS (``ds.rio.crs``). Clips
-    have no common grid; each clip's footprint is ``bounds``, and :func:`clip_dataarray` gives
-    one clip with its own pixel-centre ``x``/``y`` and transform (``ds.isel(clip=k)`` cannot:
-    xarray allows no 2-D coordinate named after a dimension, so per-clip ``x``/``y`` do not
-    exist on the split, and rioxarray would fall back to the identity transform).
+    the DMO band names and a ``spatial_ref`` coordinate carries the CRS (``ds.rio.crs``). Each
+    clip has its own grid: ``x``/``y`` ``(clip, x|y)`` (HR) and ``lr_x``/``lr_y`` (LR) hold
+    the pixel centres of every clip (lazy, from ``bounds``), so a selected clip is georeferenced:
+    ``ds.isel(clip=k).hr_ntl.rio.to_raster("c.tif")`` writes it at its place (for ``lr_ntl``
+    use :func:`clip_dataarray`, or ``.rio.set_spatial_dims("lr_x", "lr_y")``).
     """
     ds = _open_group(url, split, {} if chunks is None else chunks, attrs)
     meta = [name for name in CLIP_METADATA if name in ds.variables]
     ds = ds.set_coords(meta)
     if "clip_id" in ds.coords:
         ds = ds.assign_coords(clip=("clip", np.asarray(ds["clip_id"].values)))
+    if "bounds" in ds.coords:
+        bounds = np.asarray(ds["bounds"].values, dtype=np.float64).reshape(-1, 4)
+        grid = attrs["grid"]
+        ds = ds.assign_coords({**clip_coords(bounds, int(grid["hr_clip"]), "hr"),
+                               **clip_coords(bounds, int(grid["lr_clip"]), "lr")})
     ds = ds.rio.write_crs(attrs["grid"]["crs_wkt"])
     ds.attrs = {ROOT_ATTR: attrs, "split": split}
     return ds
@@ -71,21 +94,18 @@ def clip_dataarray(store: StoreLike | xr.Dataset, split: str | None = None, k: i
     n = ds.sizes["clip"]
     if not -n <= k < n:
         raise ConfigError(f"clip position {k} out of range for {n} clips")
-    da = ds[name].isel(clip=k)
+    arr = ds[name].isel(clip=k)
+    if "lr_x" in arr.dims:
+        arr = arr.drop_vars(["x", "y"], errors="ignore").rename(
+            {"lr_x": "x", "lr_y": "y"}).rio.set_spatial_dims("x", "y")
     left, bottom, right, top = (float(v) for v in np.asarray(ds["bounds"].isel(clip=k)))
-    y_dim, x_dim = da.dims[-2:]
-    h, w = da.sizes[y_dim], da.sizes[x_dim]
-    px, py = (right - left) / w, (top - bottom) / h
-    da = da.drop_vars([c for c in da.coords if c not in da.dims and c != "spatial_ref"])
-    da = da.rename({y_dim: "y", x_dim: "x"}) if (y_dim, x_dim) != ("y", "x") else da
-    da = da.assign_coords(x=("x", left + (np.arange(w) + 0.5) * px),
-                          y=("y", top - (np.arange(h) + 0.5) * py))
-    transform = Affine(px, 0.0, left, 0.0, -py, top)
+    arr = arr.drop_vars([c for c in arr.coords if c not in (*arr.dims, "spatial_ref")])
     crs = ds.attrs[ROOT_ATTR]["grid"]["crs_wkt"]
-    da = da.rio.write_crs(crs).rio.write_transform(transform)
-    da.attrs.update({"clip_id": int(ds["clip_id"].values[k]), "bounds": [left, bottom, right,
-                                                                          top]})
-    return da
+    out = arr.rio.write_crs(crs)
+    out = out.rio.write_transform(out.rio.transform(recalc=True))
+    out.attrs.update({"clip_id": int(ds["clip_id"].values[k]),
+                      "bounds": [left, bottom, right, top]})
+    return out
 
 
 def open_region(url: str, region: str, grid: str, attrs: dict[str, Any],
