@@ -79,6 +79,20 @@ def summary_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: ``--plugin PATH`` (repeatable): a user's own Python file registering methods
+PLUGIN_OPTION = click.option(
+    "--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
+    help="A Python file of your own that registers methods (@register_method); repeatable.")
+
+
+def load_plugins(paths: tuple[str, ...]) -> None:
+    """Import every ``--plugin`` file (see :func:`benchmarks.registry.load_plugin`)."""
+    from benchmarks.registry import load_plugin
+
+    for path in paths:
+        load_plugin(path)
+
+
 @click.command()
 @click.option("--method", "method_name", required=True, help="Registered method (see `methods`).")
 @click.option("--store", default="demo/demo.zarr", show_default=True,
@@ -133,6 +147,7 @@ def summary_table(results: Mapping[str, Any]) -> str:
               help="Full integrity check of the store first (every chunk's CRC32C); by "
                    "default a fast check of its chunk objects against the build's manifest.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@PLUGIN_OPTION
 @click.pass_context
 def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: int,
           out: str | None, checkpoint: str | None, device: str, board_file: str,
@@ -140,7 +155,7 @@ def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: i
           geotiff_dir: str | None, max_test_clips: int | None, loader_workers: int | None,
           thumbnail_dir: str | None, steps: int | None, nproc: int,
           state_every: int | None, resume: bool, verify: bool,
-          quiet: bool) -> None:
+          quiet: bool, plugins: tuple[str, ...] = ()) -> None:
     """Train (or load) a method on a store, evaluate it on the test split and held-out regions.
 
     \b
@@ -157,6 +172,7 @@ def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: i
     from benchmarks.runner import RegionalSettings, run_benchmark
     from benchmarks.training import TrainSession, single_process_reason
 
+    load_plugins(plugins)
     out = out or f"results/{method_name}_{budget}_seed{seed}.json"
     dist = context_from_env()
     if dist.active and nproc > 1:
@@ -194,10 +210,12 @@ def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: i
 @click.command()
 @click.option("--family", default=None, help="Only methods of this family.")
 @click.option("--names", "names_only", is_flag=True, help="Only the names, one per line (scripts).")
-def methods(family: str | None, names_only: bool) -> None:
+@PLUGIN_OPTION
+def methods(family: str | None, names_only: bool, plugins: tuple[str, ...] = ()) -> None:
     """List the registered methods: name, family, inputs and a one-line description."""
     from benchmarks.registry import METHODS
 
+    load_plugins(plugins)
     rows = [(name, cls.family or "-", ",".join(cls.inputs), cls.description or "")
             for name, cls in METHODS.items() if family is None or cls.family == family]
     if names_only:

@@ -22,6 +22,7 @@ from torch import nn
 
 from benchmarks.protocol import TrainProtocol
 from deeplightmd.errors import ConfigError
+from deeplightmd.modalities import DMO_BANDS
 from deeplightmd.normalize import Normalizer
 
 Batch = dict[str, torch.Tensor]
@@ -47,6 +48,10 @@ class Method(abc.ABC):
     citation: ClassVar[str] = ""                   # the method's paper
     inputs: ClassVar[tuple[str, ...]] = ("lr_ntl",)   # modalities read by predict
     targets: ClassVar[tuple[str, ...]] = ("hr_ntl",)  # modalities needed to train
+    #: DMO bands the method reads, by name and in this order. A store whose DMO lacks one (a
+    #: 6-band Landsat 7 has no ``coastal``) gives that band as zeros in normalised space (the
+    #: band's training mean, i.e. no information); extra store bands are not passed.
+    bands: ClassVar[dict[str, tuple[str, ...]]] = {"dmo": DMO_BANDS}
     trainable: ClassVar[bool] = False
 
     def __init__(self, context: MethodContext | None = None, **hparams: Any) -> None:

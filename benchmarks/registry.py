@@ -9,15 +9,21 @@ group, pointing at a module (imported, so its decorators run) or at a :class:`Me
     [options.entry_points]
     deeplight.methods =
         mymethod = mypkg.mymethod:MyMethod
+
+A user's own file is loaded with ``--plugin PATH`` (``bench``, ``methods``, ``predict``):
+:func:`load_plugin` imports it, so its ``@register_method`` decorators run.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import pkgutil
+import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deeplightmd.errors import ConfigError
@@ -102,6 +108,33 @@ def _walk_modules(package: str) -> Iterator[str]:
 
 #: the project's method registry
 METHODS = Registry("method")
+
+
+def load_plugin(path: str | Path) -> None:
+    """Import the Python file ``path`` so the methods it registers can be looked up.
+
+    Raises:
+        ConfigError: the file does not exist, is not ``.py``, or fails to import (the first
+            line of the exception is named).
+    """
+    path = Path(path)
+    if path.suffix != ".py" or not path.is_file():
+        raise ConfigError(f"--plugin {str(path)!r}: expected an existing .py file")
+    module_name = f"deeplight_plugin_{path.stem}_{abs(hash(str(path.resolve()))):x}"
+    if module_name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"--plugin {str(path)!r} failed to import: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
 
 
 def register_method(name: str) -> Callable[[type[Method]], type[Method]]:

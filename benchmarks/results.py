@@ -264,7 +264,7 @@ def git_commit(path: str | Path | None = None) -> str | None:
 
 def utc_now() -> str:
     """Current time, ISO 8601 in UTC (seconds)."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
 def assemble_results(*, method: Mapping[str, Any], dataset: Mapping[str, Any],

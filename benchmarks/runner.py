@@ -40,11 +40,19 @@ from benchmarks.results import assemble_results, utc_now, write_json
 from benchmarks.thumbnails import ThumbnailRecorder
 from benchmarks.training import TrainSession, fit_method, single_process_reason
 from deeplightmd._version import __version__
+from deeplightmd.access._store import band_request, normalizer_of
 from deeplightmd.atomic import atomic_path
 from deeplightmd.errors import ConfigError, StoreError
 from deeplightmd.integrity import decode_errors, verify_store
 from deeplightmd.normalize import Normalizer
-from deeplightmd.store_format import MODALITY_NAMES, REGIONS_GROUP, SPLITS, read_store_attrs
+from deeplightmd.store_format import (
+    CLIP_METADATA,
+    MODALITY_NAMES,
+    REGIONS_GROUP,
+    SPLITS,
+    read_store_attrs,
+)
+from deeplightmd.store_format import store_modalities as modalities_of
 
 CHECKPOINT_FORMAT = "deeplight-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -94,7 +102,8 @@ def store_modalities(store: str) -> dict[str, tuple[str, ...]]:
             present[split] = ()
             continue
         names = set(group.array_keys())
-        present[split] = tuple(m for m in MODALITY_NAMES if m in names)
+        extra = sorted(names - set(MODALITY_NAMES) - set(CLIP_METADATA))  # declared layers
+        present[split] = tuple(m for m in MODALITY_NAMES if m in names) + tuple(extra)
     return present
 
 
@@ -114,12 +123,13 @@ def needed_modalities(cls: type[Method]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*cls.inputs, *cls.targets, "hr_ntl")))
 
 
-def make_context(attrs: Mapping[str, Any], device: torch.device, seed: int) -> MethodContext:
-    """The method context of a store: ratio, train-split normaliser, device and seed."""
-    stats = attrs.get("stats")
-    if not stats:
-        raise StoreError("store has no normalisation statistics (attrs stats); rebuild it")
-    return MethodContext(ratio=int(attrs["grid"]["ratio"]), normalizer=Normalizer.from_dict(stats),
+def make_context(attrs: Mapping[str, Any], device: torch.device, seed: int,
+                 bands: Mapping[str, tuple[str, ...]] | None = None) -> MethodContext:
+    """The method context of a store: ratio, train-split normaliser (for the method's DMO
+    ``bands``), device and seed."""
+    specs = modalities_of(dict(attrs))
+    normalizer = normalizer_of(dict(attrs), specs, band_request(specs, bands))
+    return MethodContext(ratio=int(attrs["grid"]["ratio"]), normalizer=normalizer,
                          device=device, seed=seed)
 
 
@@ -468,7 +478,8 @@ def evaluate_regions(method: Method, store: str, settings: RegionalSettings, met
     for name in names:
         with decode_errors(store, f"region {name}"):
             region = RegionDataset(store, name, tile=settings.tile, overlap=settings.overlap,
-                                   modalities=method.inputs, normalize=True)
+                                   modalities=method.inputs, normalize=True,
+                                   bands=method.bands)
             if region.ratio != ratio:
                 raise StoreError(f"region {name!r} has ratio {region.ratio}, the store {ratio}")
             pred = predict_region(method, region, region.stitcher(), progress=progress)
@@ -555,7 +566,7 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         session = replace(session, dist=SINGLE)
     torch_device = rank_device(resolve_device(device), session.dist)
     seed_everything(seed)
-    context = make_context(attrs, torch_device, seed)
+    context = make_context(attrs, torch_device, seed, cls.bands)
     protocol = make_protocol(cls, budget, seed, torch_device, int(attrs["grid"]["lr_clip"]),
                              loader_workers, steps)
     fingerprint = attrs.get("fingerprint")
@@ -585,9 +596,9 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         method = make_method(cls, context, budget, hparams)
         train_names = tuple(dict.fromkeys((*cls.inputs, *cls.targets)))
         train = DeepLightDataset(store, "train", modalities=train_names, crop=protocol.lr_crop,
-                                 normalize=True, seed=seed, verify="none")
+                                 normalize=True, seed=seed, verify="none", bands=cls.bands)
         val = DeepLightDataset(store, "val", modalities=train_names, crop=None, normalize=True,
-                               seed=seed, verify="none")
+                               seed=seed, verify="none", bands=cls.bands)
         target = checkpoint_out or (Path(out).with_suffix(".safetensors") if out else None)
         session = replace(session, identity={"store_fingerprint": fingerprint},
                           state_path=session.state_path or (
@@ -605,7 +616,7 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
     sensor_model = context_sensor_model(attrs)
     test = DeepLightDataset(store, "test", modalities=tuple(dict.fromkeys(
         (*cls.inputs, "lr_ntl", "hr_ntl"))), crop=None, normalize=False, seed=seed,
-        verify="none")
+        verify="none", bands=cls.bands)
 
     def metric_fn(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, model: Any
                   ) -> Mapping[str, float]:

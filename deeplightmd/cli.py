@@ -7,11 +7,14 @@ run (so ``deeplightmd --help`` stays fast and a broken optional dependency break
 from __future__ import annotations
 
 import importlib
+import sys
+import warnings
+from typing import Any
 
 import click
 
 from deeplightmd._version import __version__
-from deeplightmd.errors import DeepLightError
+from deeplightmd.errors import DataWarning, DeepLightError
 
 #: sub-command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
@@ -83,8 +86,20 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors print one line on stderr and exit with code 2."""
-    cli.main(args=argv, prog_name="deeplightmd")
+    """Console-script entry point: user errors print one line on stderr and exit with code 2;
+    a :class:`DataWarning` prints one ``Warning: ...`` line."""
+    with warnings.catch_warnings():
+        default = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+            if issubclass(category, DataWarning):
+                print(f"Warning: {message}", file=sys.stderr)
+            else:
+                default(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        cli.main(args=argv, prog_name="deeplightmd")
 
 
 if __name__ == "__main__":

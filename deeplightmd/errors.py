@@ -29,6 +29,11 @@ class SchemaError(DeepLightError):
     """A JSON document (results, leaderboard row) fails its schema."""
 
 
+class DataWarning(UserWarning):
+    """Input that works but looks wrong (DN stored as reflectance, radiance outside the training
+    range); the CLI prints it as one ``Warning: <message>`` line."""
+
+
 def reject_unknown(keys: Iterable[str], known: Iterable[str], what: str, where: str = "") -> None:
     """Raise ``ConfigError("unknown <what> [...]<where>; expected some of [...]")`` when ``keys``
     has names outside ``known`` (config dataclasses read from YAML, JSON or the command line)."""

@@ -2,17 +2,17 @@
 
 The full description, with a worked example, is docs/store-format.md. Writers (``build``) and
 readers (``open_store``, ``DeepLightDataset``, ``validate``) import these constants, never
-re-spell them.
+re-spell them; what each modality is lives in :mod:`deeplightmd.modalities`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import zarr
 
 from deeplightmd.errors import StoreError
+from deeplightmd.modalities import BUILTIN, BUILTIN_NAMES, DMO_BANDS, Modality, store_modalities
 
 #: bump when a reader of the previous version could misread a new store
 FORMAT_VERSION = 1
@@ -20,42 +20,11 @@ FORMAT_VERSION = 1
 ROOT_ATTR = "deeplight"
 SPLITS = ("train", "val", "test")
 REGIONS_GROUP = "regions"
-#: Landsat-8 OLI bands 1-7 (surface reflectance)
-DMO_BANDS = ("coastal", "blue", "green", "red", "nir", "swir1", "swir2")
-
-
-@dataclass(frozen=True)
-class VariableSpec:
-    """One modality as stored in a split group (leading ``clip`` axis) and a region mosaic."""
-
-    name: str
-    grid: str                 # "lr" or "hr"
-    bands: int
-    dtype: str
-    units: str
-    long_name: str
-
-    def clip_dims(self) -> tuple[str, ...]:
-        """Zarr ``dimension_names`` in a split group."""
-        y, x = ("lr_y", "lr_x") if self.grid == "lr" else ("y", "x")
-        return ("clip", "band", y, x) if self.bands > 1 else ("clip", y, x)
-
-    def region_dims(self) -> tuple[str, ...]:
-        """Dimension names in a region mosaic (``regions/<name>/lr`` or ``/hr``)."""
-        return ("band", "y", "x") if self.bands > 1 else ("y", "x")
-
-
-MODALITIES: dict[str, VariableSpec] = {
-    "lr_ntl": VariableSpec("lr_ntl", "lr", 1, "float32", "nW cm-2 sr-1",
-                           "low-resolution nighttime light radiance"),
-    "hr_ntl": VariableSpec("hr_ntl", "hr", 1, "float32", "nW cm-2 sr-1",
-                           "high-resolution nighttime light radiance"),
-    "dmo": VariableSpec("dmo", "hr", len(DMO_BANDS), "float32", "1",
-                        "daytime multispectral surface reflectance"),
-    "dem": VariableSpec("dem", "hr", 1, "float32", "m", "elevation above sea level"),
-    "isp": VariableSpec("isp", "hr", 1, "uint8", "1", "impervious surface mask (0/1)"),
-}
-MODALITY_NAMES = tuple(MODALITIES)
+#: the built-in modalities (a store may add declared layers: ``store_modalities(attrs)``)
+MODALITIES = BUILTIN
+MODALITY_NAMES = BUILTIN_NAMES
+#: one stored layer (kept as a name for older imports)
+VariableSpec = Modality
 
 #: per-clip 1-D/2-D metadata arrays in every split group
 CLIP_METADATA = {
@@ -86,3 +55,8 @@ def read_store_attrs(store: Any) -> dict[str, Any]:
         raise StoreError(f"store {store!r} has format version {version}, this toolkit reads "
                          f"version {FORMAT_VERSION}; rebuild it with `deeplightmd build`")
     return attrs
+
+
+__all__ = ["CLIP_METADATA", "DMO_BANDS", "FORMAT_VERSION", "MODALITIES", "MODALITY_NAMES",
+           "REGIONS_GROUP", "ROOT_ATTR", "SPLITS", "Modality", "VariableSpec",
+           "read_store_attrs", "store_modalities"]

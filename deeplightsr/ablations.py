@@ -75,5 +75,12 @@ class DeepLightSRConserve(DeepLightSR):
 ABLATIONS = (DeepLightSRNoAlign, DeepLightSRNoISP, DeepLightSRSingleScale, DeepLightSRNoDMO,
              DeepLightSRNoDEM, DeepLightSRConserve)
 
-__all__ = ["ABLATIONS", "DeepLightSRNoAlign", "DeepLightSRNoDEM", "DeepLightSRNoDMO",
-           "DeepLightSRConserve", "DeepLightSRNoISP", "DeepLightSRSingleScale"]
+__all__ = [
+    "ABLATIONS",
+    "DeepLightSRConserve",
+    "DeepLightSRNoAlign",
+    "DeepLightSRNoDEM",
+    "DeepLightSRNoDMO",
+    "DeepLightSRNoISP",
+    "DeepLightSRSingleScale",
+]

@@ -74,8 +74,18 @@ def test_manifest_typos_are_named(tmp_path):
         load_manifest("tiny", sources__dem__resamplin="bilinear")
     with pytest.raises(ConfigError, match=r"sources.dem.resampling must be one of"):
         load_manifest("tiny", sources__dem__resampling="bicubicx")
-    with pytest.raises(ConfigError, match=r"sources.dmo.bands must list 7 band\(s\)"):
+    with pytest.raises(ConfigError, match=r"sources.dmo.bands lists 3 band\(s\); name them with "
+                                          r"band_names: \[...\] or choose a sensor preset"):
         load_manifest("tiny", sources__dmo__bands=[1, 2, 3])
+    with pytest.raises(ConfigError, match=r"sources.dem.bands must list 1 band\(s\)"):
+        load_manifest("tiny", sources__dem__bands=[1, 2])
+    with pytest.raises(ConfigError, match=r"unknown sensor 'landsat-7'; expected one of"):
+        load_manifest("tiny", sources__dmo__sensor="landsat-7")
+    with pytest.raises(ConfigError, match=r"sensor 'landsat7-etm' has no band 'coastal'"):
+        load_manifest("tiny", sources__dmo__sensor="landsat7-etm",
+                      sources__dmo__bands=["coastal", "blue"])
+    with pytest.raises(ConfigError, match=r"unknown modality 'population'.*'modality:' block"):
+        load_manifest("tiny", sources__population={"files": ["p.tif"]})
     with pytest.raises(ConfigError, match="unknown preset 'tinyy'"):
         load_manifest("tinyy")
     with pytest.raises(ConfigError, match="no source or derive rule for modality"):

@@ -246,3 +246,83 @@ def test_cli_writes_output_and_reports_bad_input_with_exit_2(inputs, tmp_path):
                               str(tmp_path / "bad.tif"), "--quiet"])
     assert bad.exit_code == 2
     assert "Error: checkpoint" in bad.output and "Traceback" not in bad.output
+
+
+def test_constant_aux_input_like_the_manifest(inputs, tmp_path):
+    """``--dmo constant:VALUE`` stands in for a layer the model was trained without; a bad
+    constant is one ConfigError, and nothing is written."""
+    from deeplightmd.cli import cli
+
+    res = _run(inputs, "sr_const.tif", "guided-filter", aux={"dmo": "constant:0.1"},
+               tiles=TileSettings(8, 2))
+    sr, mask, _ = _read(res.path)
+    assert np.isfinite(sr[mask > 0]).all()
+    out = tmp_path / "cli_const.tif"
+    ok = CliRunner().invoke(cli, ["predict", "--method", "guided-filter", "--checkpoint",
+                                  str(inputs["guided-filter"]), "--lr", str(inputs["lr"]),
+                                  "--dmo", "constant:0", "--out", str(out), "--quiet",
+                                  "--device", "cpu"])
+    assert ok.exit_code == 0, ok.output
+    with rasterio.open(out) as src:
+        assert src.shape == (LR_SHAPE[0] * RATIO, LR_SHAPE[1] * RATIO)
+    with pytest.raises(ConfigError, match="expected constant:NUMBER"):
+        _run(inputs, "bad_const.tif", "guided-filter", aux={"dmo": "constant:zero"})
+    assert not (inputs["dir"] / "bad_const.tif").exists()
+
+
+def test_radiance_outside_training_statistics_warns_once(inputs, tmp_path):
+    import warnings
+
+    from deeplightmd.errors import DataWarning
+    from deeplightmd.predict.run import radiance_warning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        _run(inputs, "sr_in_range.tif", "nearest")          # same distribution: silent
+    lr = np.where(_lr_array(inputs) == -9999.0, -9999.0, _lr_array(inputs) * 5000.0)
+    dn = _write(tmp_path / "lr_dn.tif", lr.astype(np.float32), LR_CRS, LR_T, nodata=-9999.0)
+    with rasterio.open(dn) as src:
+        message = radiance_warning(src, STATS)
+    assert message is not None and "\n" not in message and "z = +" in message
+    with pytest.warns(DataWarning, match="outside the checkpoint's training statistics"):
+        predict_geotiff(PredictRequest(method="nearest", lr=dn, out=tmp_path / "sr_dn.tif",
+                                       checkpoint=inputs["nearest"], device="cpu",
+                                       progress=False))
+
+
+PLUGIN = '''
+from torch import nn
+from benchmarks.method import Method
+from benchmarks.registry import register_method
+
+
+@register_method("test-plugin-nearest")
+class PluginNearest(Method):
+    family = "interpolation"
+    description = "nearest upsampling from a user's own file (tests)"
+
+    def predict(self, batch):
+        return nn.functional.interpolate(batch["lr_ntl"], scale_factor=self.context.ratio,
+                                         mode="nearest")
+'''
+
+
+def test_predict_and_methods_load_a_users_own_file(inputs, tmp_path, tiny_store):
+    from deeplightmd.cli import cli
+
+    plugin = tmp_path / "my_method.py"
+    plugin.write_text(PLUGIN)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["methods", "--plugin", str(plugin), "--names"])
+    assert listed.exit_code == 0 and "test-plugin-nearest" in listed.output.split()
+    out = tmp_path / "plugin.tif"
+    ok = runner.invoke(cli, ["predict", "--plugin", str(plugin), "--method",
+                             "test-plugin-nearest", "--store", tiny_store, "--lr",
+                             str(inputs["lr"]), "--out", str(out), "--quiet", "--device", "cpu"])
+    assert ok.exit_code == 0, ok.output
+    assert out.is_file()
+    broken = tmp_path / "broken.py"
+    broken.write_text("import not_a_module_anywhere\n")
+    bad = runner.invoke(cli, ["methods", "--plugin", str(broken)])
+    assert bad.exit_code == 2 and "Error: --plugin" in bad.output and "failed to import" in \
+        bad.output and "Traceback" not in bad.output

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -22,10 +25,26 @@ from deeplightmd.atomic import write_text
 from deeplightmd.errors import ConfigError
 
 
+def board_file_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--file``/``--leaderboard`` on a sub-command too (``leaderboard render --file b.json``),
+    overriding the group's option; ``--leaderboard`` is the name ``bench`` uses."""
+
+    @click.option("--file", "--leaderboard", "sub_file", type=click.Path(dir_okay=False),
+                  default=None, help="Leaderboard JSON file (as before the sub-command).")
+    @functools.wraps(command)
+    def wrapper(*args: Any, sub_file: str | None = None, **kwargs: Any) -> Any:
+        if sub_file is not None:
+            click.get_current_context().ensure_object(dict)["file"] = sub_file
+        return command(*args, **kwargs)
+
+    return wrapper
+
+
 @click.group()
-@click.option("--file", "board_file", type=click.Path(dir_okay=False), default=DEFAULT_FILE,
-              envvar="DEEPLIGHT_LEADERBOARD", show_default=True,
-              help="Leaderboard JSON file (env DEEPLIGHT_LEADERBOARD).")
+@click.option("--file", "--leaderboard", "board_file", type=click.Path(dir_okay=False),
+              default=DEFAULT_FILE, envvar="DEEPLIGHT_LEADERBOARD", show_default=True,
+              help="Leaderboard JSON file (env DEEPLIGHT_LEADERBOARD); also accepted after the "
+                   "sub-command.")
 @click.pass_context
 def leaderboard(ctx: click.Context, board_file: str) -> None:
     """Keep and show the leaderboard: reproduced results and paper-reported claims.
@@ -35,7 +54,7 @@ def leaderboard(ctx: click.Context, board_file: str) -> None:
       deeplightmd leaderboard add results.json
       deeplightmd leaderboard add benchmarks/reported/deeplight_paper.yaml
       deeplightmd leaderboard show
-      deeplightmd leaderboard render --out site/
+      deeplightmd leaderboard render --out site/ --file board.json
       deeplightmd leaderboard compare a.json b.json
     """
     ctx.obj = {"file": board_file}
@@ -54,6 +73,7 @@ def check_metric(metric: str, rows: list[dict]) -> str:
 @click.option("--replace", is_flag=True,
               help="Replace rows that have the key of an existing row but other values "
                    "(otherwise refused).")
+@board_file_option
 @click.pass_obj
 def add(obj: dict, sources: tuple[str, ...], replace: bool) -> None:
     """Add rows from results JSON or reported-row JSON/YAML files.
@@ -68,6 +88,7 @@ def add(obj: dict, sources: tuple[str, ...], replace: bool) -> None:
 
 @leaderboard.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@board_file_option
 @click.pass_obj
 def validate(obj: dict, files: tuple[str, ...]) -> None:
     """Validate leaderboard, results or row files (default: the leaderboard file)."""
@@ -89,6 +110,7 @@ def validate(obj: dict, files: tuple[str, ...]) -> None:
 
 @leaderboard.command()
 @click.option("--metric", default="psnr", show_default=True, help="Local metric to rank by.")
+@board_file_option
 @click.pass_obj
 def show(obj: dict, metric: str) -> None:
     """Print ranked tables, one per dataset fingerprint (reported rows separately)."""
@@ -103,6 +125,7 @@ def show(obj: dict, metric: str) -> None:
 @click.option("--metric", default="psnr", show_default=True, help="Local metric to rank by.")
 @click.option("--x", "x_axis", type=click.Choice(["runtime", "params"]), default="runtime",
               show_default=True, help="Plot's x axis: throughput (Mpx/s) or parameter count.")
+@board_file_option
 @click.pass_obj
 def render(obj: dict, out_dir: str, metric: str, x_axis: str) -> None:
     """Write the static site (index.html: ranking with CIs, figures with error bars, example

@@ -80,7 +80,7 @@ def run_suite(out_dir: Path, quick: bool, world: Path | None = None,
     """Run every part; write ``speed.json`` and ``speed.md`` into ``out_dir``; the report."""
     cfg = SuiteConfig.for_mode(quick)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    report: dict[str, Any] = {"started": _dt.datetime.now(_dt.timezone.utc).isoformat(
+    report: dict[str, Any] = {"started": _dt.datetime.now(_dt.UTC).isoformat(
         timespec="seconds"), "mode": "quick" if quick else "full", "config": asdict(cfg),
         "machine": describe_machine(dev)}
     manifest = load_manifest(cfg.preset, world_dir=world)

@@ -1,15 +1,25 @@
 """Reading DeepLightMD stores: xarray (:func:`open_store`) and PyTorch datasets.
 
-- :func:`open_store` — a split (or the whole store) as lazy xarray objects with CRS.
+- :func:`open_store` — a split (or the whole store) as lazy xarray objects with CRS (each clip
+  with its own x/y, so ``ds.isel(clip=k)`` is georeferenced).
+- :func:`clip_dataarray` — one clip's variable with its own x/y, CRS and transform (rioxarray).
 - :class:`DeepLightDataset` — aligned, normalised, optionally cropped/augmented training samples.
 - :class:`RegionDataset` + :class:`Stitcher` — tiled inference over a held-out region mosaic.
 - :class:`RandomFlipRotate`, :func:`flip_rotate` — paired augmentations of a whole sample dict.
 """
 
 from deeplightmd.access.dataset import DeepLightDataset
-from deeplightmd.access.open import open_store
+from deeplightmd.access.open import clip_dataarray, open_store
 from deeplightmd.access.region import RegionDataset, Stitcher, tile_windows
 from deeplightmd.access.transforms import RandomFlipRotate, flip_rotate
 
-__all__ = ["DeepLightDataset", "RandomFlipRotate", "RegionDataset", "Stitcher", "flip_rotate",
-           "open_store", "tile_windows"]
+__all__ = [
+           "DeepLightDataset",
+           "RandomFlipRotate",
+           "RegionDataset",
+           "Stitcher",
+           "clip_dataarray",
+           "flip_rotate",
+           "open_store",
+           "tile_windows",
+]

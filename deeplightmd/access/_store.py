@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,9 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
+from deeplightmd.daytime import conform_bands
 from deeplightmd.errors import ConfigError, StoreError
+from deeplightmd.modalities import Modality
 from deeplightmd.normalize import Normalizer
 from deeplightmd.sensor import SensorModel
 from deeplightmd.store_format import MODALITY_NAMES, SPLITS, read_store_attrs
@@ -67,12 +69,37 @@ def check_modalities(modalities: Iterable[str], allowed: tuple[str, ...] = MODAL
     return mods
 
 
-def normalizer_of(attrs: dict[str, Any]) -> Normalizer:
-    """The :class:`Normalizer` of the store's train statistics."""
+def normalizer_of(attrs: dict[str, Any], specs: dict[str, Modality] | None = None,
+                  bands: Mapping[str, tuple[str, ...]] | None = None) -> Normalizer:
+    """The :class:`Normalizer` of the store's train statistics (for the DMO bands ``bands``
+    when given, see :func:`band_request`)."""
     stats = attrs.get("stats")
     if not stats:
         raise StoreError("store has no normalisation statistics (attrs stats); rebuild it")
-    return Normalizer.from_dict(stats)
+    normalizer = Normalizer.from_dict(stats)
+    if specs is not None and bands and "dmo" in bands:
+        normalizer = normalizer.with_bands(specs["dmo"].band_names, bands["dmo"])
+    return normalizer
+
+
+def band_request(specs: dict[str, Modality], bands: Mapping[str, tuple[str, ...]] | None
+                 ) -> dict[str, tuple[str, ...]]:
+    """Checked ``modality → wanted band names`` (only the DMO's band order is adjustable)."""
+    out = {k: tuple(v) for k, v in (bands or {}).items()}
+    unknown = sorted(set(out) - {"dmo"})
+    if unknown:
+        raise ConfigError(f"bands can be chosen for dmo only, got {unknown}")
+    if "dmo" in out and not out["dmo"]:
+        raise ConfigError("bands['dmo'] names no band")
+    return out
+
+
+def conform(specs: dict[str, Modality], bands: Mapping[str, tuple[str, ...]], name: str,
+            x: np.ndarray) -> np.ndarray:
+    """``x`` (modality ``name`` as stored) with the bands ``bands[name]`` (missing ones 0)."""
+    if name not in bands:
+        return x
+    return conform_bands(np.asarray(x), specs[name].band_names, bands[name])
 
 
 def sensor_model_of(attrs: dict[str, Any]) -> SensorModel | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,8 +12,10 @@ from torch.utils.data import Dataset
 from deeplightmd.access._store import (
     LazyGroup,
     StoreLike,
+    band_request,
     check_modalities,
     check_split,
+    conform,
     load_attrs,
     normalizer_of,
     sensor_model_of,
@@ -22,7 +24,7 @@ from deeplightmd.access._store import (
 from deeplightmd.errors import ConfigError
 from deeplightmd.integrity import decode_errors, verify_store
 from deeplightmd.normalize import Normalizer
-from deeplightmd.store_format import MODALITIES, MODALITY_NAMES
+from deeplightmd.store_format import store_modalities
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -75,7 +77,7 @@ class DeepLightDataset(Dataset):
     Args:
         store: path or fsspec URL of the store.
         split: ``train``, ``val`` or ``test``.
-        modalities: the modalities to return.
+        modalities: the modalities to return (default: every modality of the store).
         crop: LR crop side (int) or ``(h, w)``; ``None`` returns whole clips.
         transforms: callable on the sample dict, e.g.
             :class:`~deeplightmd.access.RandomFlipRotate`.
@@ -84,6 +86,10 @@ class DeepLightDataset(Dataset):
         verify: integrity check of the store before use (:func:`deeplightmd.integrity.
             verify_store`): ``fast`` (default; chunk objects against the manifest), ``full``
             (also every chunk's CRC32C) or ``none``.
+        bands: bands wanted per multi-band modality, by name (e.g. ``{"dmo": ("red", "nir")}``;
+            a method's ``bands``): returned in that order, a band the store lacks as zeros in
+            normalised space (the band's training mean), or 0 when ``normalize=False``;
+            :attr:`normalizer` is adjusted to match. ``None``: the store's bands.
 
     Raises:
         StoreError: the store is missing, of another format version, or fails ``verify``;
@@ -92,15 +98,19 @@ class DeepLightDataset(Dataset):
     """
 
     def __init__(self, store: StoreLike, split: str,
-                 modalities: Iterable[str] = MODALITY_NAMES,
+                 modalities: Iterable[str] | None = None,
                  crop: int | tuple[int, int] | None = None,
                  transforms: Callable[[Sample], Sample] | None = None,
-                 normalize: bool = True, seed: int = 0, verify: str = "fast") -> None:
+                 normalize: bool = True, seed: int = 0, verify: str = "fast",
+                 bands: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.url = store_url(store)
         self.attrs = load_attrs(self.url)
         verify_store(self.url, self.attrs, verify)
         self.split = check_split(split, self.attrs)
-        self.modalities = check_modalities(modalities)
+        #: what every modality of the store is (bands, units, ...): :mod:`deeplightmd.modalities`
+        self.specs = store_modalities(self.attrs)
+        self.modalities = check_modalities(self.specs if modalities is None else modalities,
+                                           tuple(self.specs))
         grid = self.attrs["grid"]
         self.ratio = int(grid["ratio"])
         self.lr_clip = int(grid["lr_clip"])
@@ -108,7 +118,8 @@ class DeepLightDataset(Dataset):
         self.crs: str = grid["crs_wkt"]
         self.transforms = transforms
         self.normalize = normalize
-        self.normalizer = normalizer_of(self.attrs)
+        self.bands = band_request(self.specs, bands)
+        self.normalizer = normalizer_of(self.attrs, self.specs, self.bands)
         self.sensor_model = sensor_model_of(self.attrs)
         self.seed = int(seed)
         self.epoch = 0
@@ -158,12 +169,13 @@ class DeepLightDataset(Dataset):
         clip = int(self._clips[index])
         requests = []
         for name in self.modalities:
-            s = 1 if MODALITIES[name].grid == "lr" else self.ratio
+            s = 1 if self.specs[name].grid == "lr" else self.ratio
             window = (slice(r0 * s, (r0 + h) * s), slice(c0 * s, (c0 + w) * s))
             requests.append((name, (clip, Ellipsis, *window)))
         with decode_errors(self.url, f"{self.split} clip {clip}"):
             arrays = self._group.read_many(requests)
-        return {name: to_tensor(name, x, self.normalizer if self.normalize else None)
+        return {name: to_tensor(name, conform(self.specs, self.bands, name, x),
+                                self.normalizer if self.normalize else None)
                 for name, x in zip(self.modalities, arrays, strict=True)}
 
     def _crop_bounds(self, index: int, r0: int, c0: int, h: int, w: int) -> np.ndarray:
@@ -177,7 +189,7 @@ class DeepLightDataset(Dataset):
         from deeplightmd.access.plot import plot_sample
 
         return plot_sample(sample, normalizer=self.normalizer if self.normalize else None,
-                           show_titles=show_titles, suptitle=suptitle)
+                           show_titles=show_titles, suptitle=suptitle, modalities=self.specs)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.url!r}, split={self.split!r}, n={len(self)}, "

@@ -9,7 +9,7 @@ into tiles) is reproduced exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -21,19 +21,23 @@ from torch.utils.data import Dataset
 from deeplightmd.access._store import (
     LazyGroup,
     StoreLike,
+    band_request,
     check_modalities,
     check_region,
+    conform,
     load_attrs,
     normalizer_of,
     store_url,
 )
 from deeplightmd.access.dataset import to_tensor
 from deeplightmd.errors import ConfigError
-from deeplightmd.store_format import MODALITIES, REGIONS_GROUP
+from deeplightmd.modalities import BUILTIN
+from deeplightmd.store_format import REGIONS_GROUP, store_modalities
 
 #: (row, col, height, width) in LR pixels
 Window = tuple[int, int, int, int]
-REGION_MODALITIES = ("lr_ntl", "dmo", "dem", "isp")
+#: the default modalities of a tile: every built-in input (the main input and the auxiliaries)
+REGION_MODALITIES = tuple(n for n, m in BUILTIN.items() if m.role != "target")
 
 
 def _starts(size: int, tile: int, stride: int) -> list[int]:
@@ -143,9 +147,11 @@ class RegionDataset(Dataset):
         region: name of a region in the store.
         tile: tile side in LR pixels (clipped to the mosaic when it is smaller).
         overlap: minimum overlap of neighbouring tiles in LR pixels.
-        modalities: modalities per tile (``lr_ntl``, ``dmo``, ``dem``, ``isp``; ``hr_ntl`` too,
-            for evaluation).
+        modalities: modalities per tile (default :data:`REGION_MODALITIES`; ``hr_ntl`` too,
+            for evaluation; any declared layer of the store).
         normalize: normalise with the store's train statistics (:attr:`normalizer`).
+        bands: bands wanted per multi-band modality, by name (as for
+            :class:`~deeplightmd.access.DeepLightDataset`).
 
     Raises:
         ConfigError: unknown region or modality, ``tile <= overlap``.
@@ -153,15 +159,18 @@ class RegionDataset(Dataset):
     """
 
     def __init__(self, store: StoreLike, region: str, tile: int = 32, overlap: int = 4,
-                 modalities: Iterable[str] = REGION_MODALITIES, normalize: bool = True) -> None:
+                 modalities: Iterable[str] = REGION_MODALITIES, normalize: bool = True,
+                 bands: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.url = store_url(store)
         self.attrs = load_attrs(self.url)
         self.region = check_region(region, self.attrs)
-        self.modalities = check_modalities(modalities)
+        self.specs = store_modalities(self.attrs)
+        self.modalities = check_modalities(modalities, tuple(self.specs))
         self.ratio = int(self.attrs["grid"]["ratio"])
         self.tile, self.overlap = int(tile), int(overlap)
         self.normalize = normalize
-        self.normalizer = normalizer_of(self.attrs)
+        self.bands = band_request(self.specs, bands)
+        self.normalizer = normalizer_of(self.attrs, self.specs, self.bands)
         self._lr = LazyGroup(self.url, f"{REGIONS_GROUP}/{region}/lr")
         self._hr = LazyGroup(self.url, f"{REGIONS_GROUP}/{region}/hr")
         self.lr_shape: tuple[int, int] = tuple(self._lr["lr_ntl"].shape[-2:])
@@ -194,13 +203,13 @@ class RegionDataset(Dataset):
         normalizer = self.normalizer if self.normalize else None
         item: dict[str, Any] = {}
         for grid, group in (("lr", self._lr), ("hr", self._hr)):
-            names = [n for n in self.modalities if MODALITIES[n].grid == grid]
+            names = [n for n in self.modalities if self.specs[n].grid == grid]
             s = 1 if grid == "lr" else self.ratio
             window = (Ellipsis, slice(r * s, (r + h) * s), slice(c * s, (c + w) * s))
             if names:
                 arrays = group.read_many([(name, window) for name in names])
-                item.update({n: to_tensor(n, x, normalizer) for n, x in zip(names, arrays,
-                                                                          strict=True)})
+                item.update({n: to_tensor(n, conform(self.specs, self.bands, n, x), normalizer)
+                             for n, x in zip(names, arrays, strict=True)})
         item["window"] = torch.tensor([r, c, h, w], dtype=torch.int64)
         item["index"] = int(index)
         return item

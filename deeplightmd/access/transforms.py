@@ -46,12 +46,14 @@ def dihedral(x: torch.Tensor, hflip: bool = False, vflip: bool = False, k: int =
 def flip_rotate(sample: Sample, hflip: bool = False, vflip: bool = False, k: int = 0) -> Sample:
     """Flip left-right, then up-down, then rotate by ``k`` quarter turns counter-clockwise.
 
-    Applied to every image entry (last two axes); other entries are copied unchanged.
+    Applied to every image entry (last two axes): the keys of :data:`IMAGE_KEYS` and any other
+    tensor of 3 or more dimensions (a declared layer, ``(C, H, W)``); other entries are copied
+    unchanged.
     """
     out = dict(sample)
-    for key in IMAGE_KEYS:
-        if isinstance(out.get(key), torch.Tensor):
-            out[key] = dihedral(out[key], hflip, vflip, k)
+    for key, value in sample.items():
+        if isinstance(value, torch.Tensor) and (key in IMAGE_KEYS or value.ndim >= 3):
+            out[key] = dihedral(value, hflip, vflip, k)
     return out
 
 

@@ -22,13 +22,11 @@ import numpy as np
 import zarr
 
 from deeplightmd.build.stats import TrainStats
-from deeplightmd.store_format import MODALITIES, REGIONS_GROUP, SPLITS
+from deeplightmd.modalities import Modality
+from deeplightmd.store_format import REGIONS_GROUP, SPLITS, read_store_attrs, store_modalities
 
 #: root-attr keys left out of the fingerprint
 UNHASHED_KEYS = ("fingerprint", "complete", "build", "created", "chunk_manifest")
-#: physically plausible ranges checked by validate (after fill, no NaN allowed)
-VALUE_RANGES = {"lr_ntl": (0.0, 1e6), "hr_ntl": (0.0, 1e6), "dmo": (-1.0, 2.0),
-                "dem": (-1000.0, 9000.0), "isp": (0, 1)}
 #: clips per read-back task (stats are merged clip by clip, so this does not change them)
 SCAN_BATCH = 16
 META_NAMES = ("bounds", "clip_id", "col", "row")
@@ -51,34 +49,36 @@ def canonical_attrs(attrs: dict[str, Any]) -> bytes:
     return json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
 
 
-def clip_digest(values: dict[str, np.ndarray]) -> bytes:
+def clip_digest(values: dict[str, np.ndarray], modalities: dict[str, Modality]) -> bytes:
     """sha256 over a clip's variables in sorted name order, as stored (store dtype, C order)."""
     h = hashlib.sha256()
-    for name in sorted(MODALITIES):
-        arr = np.ascontiguousarray(values[name], dtype=MODALITIES[name].dtype)
+    for name in sorted(modalities):
+        arr = np.ascontiguousarray(values[name], dtype=modalities[name].dtype)
         h.update(memoryview(arr).cast("B"))
     return h.digest()
 
 
-def clip_stats(values: dict[str, np.ndarray], lit_threshold: float) -> TrainStats:
+def clip_stats(values: dict[str, np.ndarray], lit_threshold: float,
+               modalities: dict[str, Modality]) -> TrainStats:
     """The train-statistics contribution of one clip."""
-    stats = TrainStats(lit_threshold=lit_threshold)
-    stats.add_clip(values["hr_ntl"].reshape(values["hr_ntl"].shape[-2:]), values["dmo"],
-                   values["dem"].reshape(values["dem"].shape[-2:]))
+    stats = TrainStats(lit_threshold=lit_threshold, modalities=modalities)
+    stats.add_clip(values)
     return stats
 
 
-def summarize_clip(values: dict[str, np.ndarray], with_stats: bool,
-                   lit_threshold: float) -> tuple[bytes, TrainStats | None]:
+def summarize_clip(values: dict[str, np.ndarray], with_stats: bool, lit_threshold: float,
+                   modalities: dict[str, Modality]) -> tuple[bytes, TrainStats | None]:
     """Digest and (train) stats of a clip, computed from the arrays as they are written."""
-    return clip_digest(values), clip_stats(values, lit_threshold) if with_stats else None
+    return (clip_digest(values, modalities),
+            clip_stats(values, lit_threshold, modalities) if with_stats else None)
 
 
 def scan_clips(url: str, split: str, start: int, stop: int, with_stats: bool = False,
                lit_threshold: float = 0.5, check: bool = False) -> ScanResult:
     """Read clips ``start:stop`` of ``split`` back: digests, optional stats and value checks."""
+    modalities = store_modalities(read_store_attrs(url))
     group = zarr.open_group(url, mode="r", use_consolidated=False, path=split)
-    arrays = {name: group[name] for name in sorted(MODALITIES)}
+    arrays = {name: group[name] for name in sorted(modalities)}
     out = ScanResult()
     for i in range(start, stop):
         data = {}
@@ -90,18 +90,20 @@ def scan_clips(url: str, split: str, start: int, stop: int, with_stats: bool = F
                                     f"({type(exc).__name__})")
                 values = np.zeros(arr.shape[1:], dtype=arr.dtype)
             data[name] = values
-        out.digests.append(clip_digest(data))
+        out.digests.append(clip_digest(data, modalities))
         if check:
-            out.problems.extend(_check_values(split, i, data))
+            out.problems.extend(_check_values(split, i, data, modalities))
         if with_stats:
-            out.clip_stats.append(clip_stats(data, lit_threshold))
+            out.clip_stats.append(clip_stats(data, lit_threshold, modalities))
     return out
 
 
-def _check_values(split: str, i: int, data: dict[str, np.ndarray]) -> list[str]:
+def _check_values(split: str, i: int, data: dict[str, np.ndarray],
+                  modalities: dict[str, Modality]) -> list[str]:
+    """Problems of one clip: NaN/inf, or values outside the modality's declared range."""
     problems = []
     for name, values in data.items():
-        lo, hi = VALUE_RANGES[name]
+        lo, hi = modalities[name].value_range
         v = values.astype(np.float64)
         if not np.isfinite(v).all():
             problems.append(f"{split}/{name} clip {i}: {int((~np.isfinite(v)).sum())} NaN/inf")

@@ -18,10 +18,10 @@ from deeplightmd.errors import StoreError
 from deeplightmd.integrity import chunk_label, manifest_problems
 from deeplightmd.store_format import (
     CLIP_METADATA,
-    MODALITIES,
     REGIONS_GROUP,
     SPLITS,
     read_store_attrs,
+    store_modalities,
 )
 
 
@@ -32,13 +32,24 @@ def store_size(url: str) -> int:
 
 
 def _short_crs(text: str) -> str:
-    """An EPSG code as is, a WKT by its projection name."""
-    if len(text) < 40:
-        return text
-    from rasterio.crs import CRS
+    """A CRS in a few words: ``EPSG:<code> (<name>)`` when it has one, else its name, else its
+    PROJ string (never a truncated WKT)."""
+    import warnings
 
-    crs = CRS.from_user_input(text)
-    return crs.to_proj4() if crs.to_proj4() else text[:40] + "..."
+    import pyproj
+
+    try:
+        crs = pyproj.CRS.from_user_input(text)
+    except pyproj.exceptions.CRSError:
+        return text if len(text) < 60 else text[:57] + "..."
+    code = crs.to_epsg(min_confidence=90)
+    if code is not None:
+        return f"EPSG:{code} ({crs.name})"
+    if crs.name and crs.name != "unknown":
+        return crs.name
+    with warnings.catch_warnings():  # "you will likely lose important projection information"
+        warnings.simplefilter("ignore", UserWarning)
+        return crs.to_proj4().replace(" +type=crs", "")
 
 
 def store_info(url: str) -> dict[str, Any]:
@@ -65,7 +76,11 @@ def store_info(url: str) -> dict[str, Any]:
         "splits": attrs["splits"], "regions": attrs["regions"],
         "grid": {k: grid[k] for k in ("hr_pixel_size", "ratio", "lr_clip", "hr_clip", "n_rows",
                                       "n_cols", "origin_x", "origin_y")},
-        "crs": grid["crs_wkt"][:60] + ("..." if len(grid["crs_wkt"]) > 60 else ""),
+        "crs": _short_crs(grid["crs_wkt"]),
+        "modalities": {name: {"role": m.role, "grid": m.grid, "dtype": m.dtype,
+                              "bands": [{"name": b, "units": u}
+                                        for b, u in zip(m.band_names, m.band_units, strict=True)]}
+                       for name, m in store_modalities(attrs).items()},
         "size_bytes": store_size(url), "sources": sources,
         "sensor_model": attrs.get("sensor_model"), "fingerprint": attrs.get("fingerprint"),
     }
@@ -86,8 +101,12 @@ def format_info(info: dict[str, Any]) -> str:
         f"crs          {info['crs']}",
         f"layout       {info['layout']}",
         f"size         {info['size_bytes'] / 1e6:.1f} MB",
-        "sources",
+        "modalities",
     ]
+    for name, m in info["modalities"].items():
+        bands = ", ".join(f"{b['name']} [{b['units']}]" for b in m["bands"])
+        lines.append(f"  {name:<7} {m['role']}, {m['grid'].upper()} grid, {m['dtype']}: {bands}")
+    lines += ["sources"]
     for name, items in info["sources"].items():
         lines += [f"  {name:<7} {item}" for item in items]
     lines.append(f"fingerprint  {info['fingerprint']}")
@@ -103,7 +122,7 @@ def _check_schema(root: zarr.Group, attrs: dict[str, Any]) -> list[str]:
             continue
         group = root[split]
         n = attrs["splits"][split]
-        for name, spec in MODALITIES.items():
+        for name, spec in store_modalities(attrs).items():
             side = grid["lr_clip"] if spec.grid == "lr" else grid["hr_clip"]
             shape = (n, spec.bands, side, side) if spec.bands > 1 else (n, side, side)
             if name not in group:

@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 
 from deeplightmd import yamlio
+from deeplightmd.daytime import resolve_bands
 from deeplightmd.errors import ConfigError, reject_unknown
-from deeplightmd.store_format import MODALITIES
+from deeplightmd.modalities import BUILTIN, Modality, manifest_modalities
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 #: the default target CRS: an equal-area Albers projection for China
@@ -47,6 +48,11 @@ class SourceSpec:
         fill: how invalid pixels left inside a kept clip are filled (``zero`` or ``nearest``).
         constant: no files; the modality is filled with this value everywhere (a documented
             stand-in for a modality the user does not have, e.g. DMO for real NTL-only data).
+        sensor: DMO only: a band preset of :mod:`deeplightmd.daytime` (``landsat7-etm``, ...);
+            ``bands`` then lists band *names* (default: all of the preset's).
+        band_names: DMO only, without ``sensor``: one name per listed band.
+        modality: declares a new layer (not one of the built-ins): a mapping of
+            :data:`deeplightmd.modalities.DECLARATION_KEYS`.
     """
 
     files: tuple[str, ...] = ()
@@ -60,6 +66,13 @@ class SourceSpec:
     threshold: float | None = None
     fill: str = "zero"
     constant: float | None = None
+    sensor: str | None = None
+    band_names: tuple[str, ...] | None = None
+    modality: dict[str, Any] | None = None
+
+
+#: source keys recorded in a store's manifest only when set (older stores keep their fingerprint)
+OPTIONAL_SOURCE_KEYS = ("sensor", "band_names", "modality")
 
 
 @dataclass(frozen=True)
@@ -166,7 +179,15 @@ class Manifest:
         out = json.loads(json.dumps(_plain(d)))
         for spec in out.get("derive", {}).values():
             spec["from"] = spec.pop("from_")
+        for spec in out.get("sources", {}).values():
+            for key in OPTIONAL_SOURCE_KEYS:
+                if spec.get(key) is None:
+                    spec.pop(key, None)
         return out
+
+    def modalities(self) -> dict[str, Modality]:
+        """The modalities this manifest builds (built-ins and declared layers)."""
+        return manifest_modalities(self.sources)
 
 
 def _plain(obj: Any) -> Any:
@@ -241,11 +262,12 @@ def manifest_from_dict(data: dict[str, Any], base_dir: Path) -> Manifest:
 
 def validate_manifest(m: Manifest) -> None:
     """Check values and cross-references of a parsed manifest (raises :class:`ConfigError`)."""
-    names = set(MODALITIES)
-    for key in list(m.sources) + list(m.derive):
-        if key not in names:
-            raise ConfigError(f"unknown modality {key!r}; expected some of {sorted(names)}")
-    missing = sorted(names - set(m.sources) - set(m.derive))
+    modalities = manifest_modalities(m.sources)
+    for key in m.derive:
+        if key not in BUILTIN:
+            raise ConfigError(f"unknown modality {key!r} in derive; expected some of "
+                              f"{sorted(BUILTIN)}")
+    missing = sorted(set(BUILTIN) - set(m.sources) - set(m.derive))
     if missing:
         raise ConfigError(f"no source or derive rule for modality/modalities {missing} "
                           "(use `constant: VALUE` for a modality you do not have)")
@@ -263,15 +285,18 @@ def validate_manifest(m: Manifest) -> None:
             raise ConfigError("derive.lr_ntl.sensor_model must be a mapping of SensorModel "
                               f"parameters or 'world', got {spec.sensor_model!r}")
     for name, s in m.sources.items():
-        n_bands = MODALITIES[name].bands
+        n_bands = modalities[name].bands
         if s.constant is None and not s.files:
             raise ConfigError(f"sources.{name} needs 'files' (or 'constant')")
         if s.constant is not None and s.files:
             raise ConfigError(f"sources.{name} has both 'files' and 'constant'")
-        if len(s.bands) != n_bands:
+        if name != "dmo" and (s.sensor is not None or s.band_names is not None):
+            raise ConfigError(f"sources.{name}: sensor and band_names apply to dmo only")
+        bands = source_bands(name, s)
+        if len(bands) != n_bands:
             raise ConfigError(f"sources.{name}.bands must list {n_bands} band(s), "
                               f"got {list(s.bands)}")
-        if any(not isinstance(b, int) or b < 1 for b in s.bands):
+        if any(not isinstance(b, int) or b < 1 for b in bands):
             raise ConfigError(f"sources.{name}.bands must be 1-based integers, got {list(s.bands)}")
         if s.resampling not in RESAMPLING_NAMES:
             raise ConfigError(f"sources.{name}.resampling must be one of {RESAMPLING_NAMES}, "
@@ -316,6 +341,21 @@ def validate_manifest(m: Manifest) -> None:
                           f"ratio {g.ratio}")
     if not 0.0 <= m.qa.min_valid_fraction <= 1.0 or not 0.0 <= m.qa.min_lit_fraction <= 1.0:
         raise ConfigError(f"qa fractions must lie in [0, 1], got {m.qa}")
+
+
+def source_bands(name: str, spec: SourceSpec) -> tuple[int, ...]:
+    """1-based file bands read for a source (DMO band names resolved through its sensor)."""
+    if name == "dmo":
+        return resolve_bands(lambda k: getattr(spec, k))[0]
+    return tuple(spec.bands)
+
+
+def source_scaling(name: str, spec: SourceSpec) -> tuple[float | str, float | str]:
+    """Scale and offset of a source (a DMO sensor preset's unless set explicitly)."""
+    if name == "dmo":
+        _, _, scale, offset = resolve_bands(lambda k: getattr(spec, k))
+        return scale, offset
+    return spec.scale, spec.offset
 
 
 def _is_number(v: Any) -> bool:

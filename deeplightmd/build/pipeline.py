@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,14 +44,16 @@ from deeplightmd.build.sources import (
 from deeplightmd.build.splits import SplitResult, split_clips
 from deeplightmd.build.stats import TrainStats
 from deeplightmd.build.windows import clips_touching, clips_within, coverage, domain_bounds
-from deeplightmd.errors import ConfigError, InputFileError, StoreError
+from deeplightmd.daytime import dn_warning
+from deeplightmd.errors import ConfigError, DataWarning, InputFileError, StoreError
+from deeplightmd.modalities import BUILTIN, Modality
 from deeplightmd.store_format import (
     FORMAT_VERSION,
-    MODALITIES,
     REGIONS_GROUP,
     ROOT_ATTR,
     SPLITS,
     read_store_attrs,
+    store_modalities,
 )
 
 #: most adjacent clips read by one warp and written by one task
@@ -69,6 +72,7 @@ class ClipReader:
     readers: dict[str, ModalityReader]
     derived: DerivedLR | None
     seed: int
+    modalities: dict[str, Modality] = field(default_factory=lambda: dict(BUILTIN))
 
     def read_run(self, row: int, col0: int, n: int) -> list[dict[str, np.ndarray]]:
         """All modalities of the ``n`` adjacent clips ``(row, col0 … col0+n-1)``.
@@ -81,7 +85,7 @@ class ClipReader:
         crs, hr_side, lr_side = g.crs_wkt, g.hr_clip, g.lr_clip
         out: list[dict[str, np.ndarray]] = [{} for _ in range(n)]
         for name, rd in self.readers.items():
-            hr = MODALITIES[name].grid == "hr"
+            hr = self.modalities[name].grid == "hr"
             side = hr_side if hr else lr_side
             t = g.hr_transform(row, col0) if hr else g.lr_transform(row, col0)
             raw = rd.raw(crs, t, (side, side * n))
@@ -187,7 +191,7 @@ def plan_build(m: Manifest, runner: Runner) -> BuildPlan:
                len(touching), "eligible": len(eligible)},
         "fingerprint": None,
     }
-    clip_reader = ClipReader(grid, readers, make_derived(m, readers), m.seed)
+    clip_reader = ClipReader(grid, readers, make_derived(m, readers), m.seed, m.modalities())
     return BuildPlan(m, grid, clip_reader, regions, eligible, splits, attrs)
 
 
@@ -197,7 +201,8 @@ def _write_task(run: tuple[str, int, int, int, int], url: str, reader: ClipReade
     split, first, row, col0, n = run
     clips = reader.read_run(row, col0, n)
     zstore.write_clips(url, split, first, clips)
-    return [fp.summarize_clip(arrays, split == "train", lit_threshold) for arrays in clips]
+    return [fp.summarize_clip(arrays, split == "train", lit_threshold, reader.modalities)
+            for arrays in clips]
 
 
 def _scan_task(job: tuple[str, int, int], url: str, lit_threshold: float,
@@ -242,7 +247,8 @@ def scan_store(url: str, counts: dict[str, int], runner: Runner, lit_threshold: 
             summaries[split][i] = (res.digests[k],
                                    res.clip_stats[k] if res.clip_stats else None)
     parts: dict[str, tuple[bytes, list[bytes]]] = {}
-    stats = TrainStats(lit_threshold=lit_threshold)
+    stats = TrainStats(lit_threshold=lit_threshold,
+                       modalities=store_modalities(read_store_attrs(url)))
     for split in SPLITS:
         ordered = [summaries[split][i] for i in range(counts[split])]
         if split == "train":
@@ -319,7 +325,7 @@ def _build_locked(manifest: Manifest, out: str, workers: int, scheduler: str | N
     runner = Runner(workers=workers, scheduler=scheduler, progress=progress)
     if runner.scheduler == "processes" and out.startswith("memory://"):
         raise StoreError("a memory:// store cannot be shared with worker processes; use threads")
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -366,17 +372,26 @@ def _build_locked(manifest: Manifest, out: str, workers: int, scheduler: str | N
         parts, stats, _ = scan_store(out, plan.splits.counts(), runner,
                                      manifest.qa.lit_threshold, known=known)
         attrs_final["stats"] = stats.to_dict()
+        _warn_dn(plan.clip_reader.modalities, attrs_final["stats"])
         regions = {r.name: fp.region_digest(out, r.name) for r in plan.regions}
         attrs_final["fingerprint"] = fp.combine(attrs_final, parts, regions)
         lap("read_back")
         attrs_final["build"] = {**attrs["build"], "timings_s": timings,
                                 "clips_written": sum(run[4] for run in todo),
-                                "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(
+                                "finished": _dt.datetime.now(_dt.UTC).isoformat(
                                     timespec="seconds")}
         return zstore.finish(out, attrs_final)
     finally:
         runner.close()
         RASTER_CACHE.close()
+
+
+def _warn_dn(modalities: dict[str, Modality], stats: dict[str, Any]) -> None:
+    """One warning line when the DMO's "reflectance" looks like raw digital numbers."""
+    dmo = modalities["dmo"]
+    message = dn_warning(dmo.band_names, list(stats.get("dmo_mean") or []), dmo.units)
+    if message:
+        warnings.warn(message, DataWarning, stacklevel=3)
 
 
 def _write_regions(url: str, plan: BuildPlan, runner: Runner, resume: bool) -> None:
@@ -390,7 +405,7 @@ def _write_regions(url: str, plan: BuildPlan, runner: Runner, resume: bool) -> N
                 regions_group[region.name].attrs.get("done"):
             continue
         hr, lr = region_datasets(plan.grid, region, index, reader.readers, reader.derived,
-                                 m.regions.chunk, m.seed)
+                                 m.regions.chunk, m.seed, reader.modalities)
         group = regions_group.require_group(region.name)
         group.attrs.update({**hr.attrs, "done": False})
         runner.compute(write_region_lazy(url, hr, lr, region.name), f"region {region.name}")

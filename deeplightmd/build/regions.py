@@ -29,7 +29,8 @@ from deeplightmd.build.manifest import Manifest
 from deeplightmd.build.sources import DerivedLR, ModalityReader
 from deeplightmd.build.store import compressors
 from deeplightmd.errors import ConfigError, InputFileError
-from deeplightmd.store_format import DMO_BANDS, MODALITIES, REGIONS_GROUP
+from deeplightmd.modalities import BUILTIN, Modality
+from deeplightmd.store_format import REGIONS_GROUP
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,14 @@ def _lazy(fn: Any, shape: tuple[int, int], chunk: int, bands: int, dtype: str,
 
 def region_datasets(grid: TargetGrid, region: Region, index: int,
                     readers: dict[str, ModalityReader], derived: DerivedLR | None,
-                    chunk: int, seed: int) -> tuple[xr.Dataset, xr.Dataset]:
-    """Lazy HR and LR datasets of one region mosaic (nothing is read until computed)."""
+                    chunk: int, seed: int, modalities: dict[str, Modality] | None = None
+                    ) -> tuple[xr.Dataset, xr.Dataset]:
+    """Lazy HR and LR datasets of one region mosaic (nothing is read until computed).
+
+    Every HR-grid modality of ``modalities`` (default: the built-ins) is a variable of the HR
+    dataset, ``lr_ntl`` of the LR one.
+    """
+    modalities = modalities or dict(BUILTIN)
     left, bottom, right, top = region_bounds(grid, region)
     p, r = grid.hr_pixel_size, grid.ratio
     hl, wl = round((top - bottom) / (p * r)), round((right - left) / (p * r))
@@ -162,12 +169,11 @@ def region_datasets(grid: TargetGrid, region: Region, index: int,
         return readers["lr_ntl"].window(crs, t, (h, w))
 
     hr_vars = {}
-    for name in ("hr_ntl", "dmo", "dem", "isp"):
-        spec = MODALITIES[name]
-        hr_vars[name] = (spec.region_dims(), _lazy(modality(name), (H, W), chunk, spec.bands,
-                                                   spec.dtype, f"{region.name}-{name}"),
-                         {"units": spec.units, "long_name": spec.long_name})
-    hr_vars["dmo"][2]["band_names"] = list(DMO_BANDS)
+    for name, spec in modalities.items():
+        if spec.grid == "hr":
+            hr_vars[name] = (spec.region_dims(), _lazy(modality(name), (H, W), chunk, spec.bands,
+                                                       spec.dtype, f"{region.name}-{name}"),
+                             spec.array_attrs())
     hr_vars["mask"] = (("y", "x"), _lazy(mask, (H, W), chunk, 1, "uint8", f"{region.name}-mask"),
                        {"units": "1", "long_name": f"1 inside the {region.name} polygon"})
     hr_vars["admin"] = (("y", "x"), _lazy(admin, (H, W), chunk, 1, "int32", f"{region.name}-admin"),
@@ -175,11 +181,11 @@ def region_datasets(grid: TargetGrid, region: Region, index: int,
     attrs = {"name": region.name, "bounds": [left, bottom, right, top],
              "admin_names": {str(i): n for i, n, _ in region.admin}}
     hr = xr.Dataset(hr_vars, coords=_coords(left, top, p, H, W), attrs=attrs)
-    lr_spec = MODALITIES["lr_ntl"]
+    lr_spec = modalities["lr_ntl"]
     lr_ds = xr.Dataset({"lr_ntl": (lr_spec.region_dims(),
                                    _lazy(lr, (hl, wl), chunk // r, 1, lr_spec.dtype,
                                          f"{region.name}-lr_ntl"),
-                                   {"units": lr_spec.units, "long_name": lr_spec.long_name})},
+                                   lr_spec.array_attrs())},
                        coords=_coords(left, top, p * r, hl, wl), attrs=attrs)
     hr = _georeference(hr, crs, Affine(p, 0.0, left, 0.0, -p, top))
     lr_ds = _georeference(lr_ds, crs, Affine(p * r, 0.0, left, 0.0, -p * r, top))

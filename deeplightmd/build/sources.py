@@ -15,12 +15,11 @@ from affine import Affine
 from rasterio.crs import CRS
 from shapely.geometry.base import BaseGeometry
 
-from deeplightmd.build.manifest import Manifest, SourceSpec
+from deeplightmd.build.manifest import Manifest, SourceSpec, source_bands, source_scaling
 from deeplightmd.build.read import RasterRead, describe_source, fill_invalid, read_to_grid
 from deeplightmd.build.windows import footprint
 from deeplightmd.errors import ConfigError, InputFileError
 from deeplightmd.sensor import SensorModel, block_mean, blur_and_shift, radiometric
-from deeplightmd.store_format import MODALITIES
 
 
 @dataclass(frozen=True)
@@ -35,13 +34,14 @@ class ModalityReader:
     threshold: float | None = None
     fill: str = "zero"
     constant: float | None = None
+    bands: int = 1
+    dtype: str = "float32"
 
     def raw(self, crs: CRS | str, transform: Affine, shape: tuple[int, int],
             resampling: str | None = None) -> np.ndarray:
         """Physical values ``(bands, h, w)`` with NaN where invalid (before fill/threshold)."""
-        bands = MODALITIES[self.name].bands
         if self.constant is not None:
-            return np.full((bands, *shape), self.constant, dtype=np.float32)
+            return np.full((self.bands, *shape), self.constant, dtype=np.float32)
         if resampling is not None:  # a quick look (QA): the given resampling, no oversampling
             return read_to_grid(list(self.paths), crs, transform, shape, resampling, self.read)
         return read_to_grid(list(self.paths), crs, transform, shape, self.resampling, self.read,
@@ -51,7 +51,7 @@ class ModalityReader:
         """Raw values → store values: thresholded (masks), NaN filled, in the store dtype."""
         if self.threshold is not None:
             arr = np.where(np.isnan(arr), np.nan, (arr >= self.threshold).astype(np.float32))
-        return fill_invalid(arr, self.fill).astype(MODALITIES[self.name].dtype)
+        return fill_invalid(arr, self.fill).astype(self.dtype)
 
     def window(self, crs: CRS | str, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
         """Final store values ``(bands, h, w)`` of one window."""
@@ -110,13 +110,17 @@ def expand_files(m: Manifest, name: str, spec: SourceSpec) -> tuple[str, ...]:
 def make_readers(m: Manifest) -> dict[str, ModalityReader]:
     """One reader per file/constant modality of the manifest (no file is opened here)."""
     readers = {}
+    modalities = m.modalities()
     for name, s in m.sources.items():
+        scale, offset = source_scaling(name, s)
         readers[name] = ModalityReader(
             name=name, paths=expand_files(m, name, s) if s.constant is None else (),
-            read=RasterRead(bands=tuple(s.bands), nodata=s.nodata, scale=s.scale, offset=s.offset,
+            read=RasterRead(bands=source_bands(name, s), nodata=s.nodata, scale=scale,
+                            offset=offset,
                             valid_range=tuple(s.valid_range) if s.valid_range else None),
             resampling=s.resampling, oversample=s.oversample, threshold=s.threshold,
-            fill=s.fill, constant=s.constant)
+            fill=s.fill, constant=s.constant, bands=modalities[name].bands,
+            dtype=modalities[name].dtype)
     return readers
 
 

@@ -7,10 +7,11 @@ result does not depend on the number of workers. ``ntl_*`` are moments of ``log1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from deeplightmd.store_format import DMO_BANDS
+from deeplightmd.modalities import BUILTIN, Modality
 
 
 @dataclass
@@ -49,38 +50,60 @@ class Moments:
 
 @dataclass
 class TrainStats:
-    """Accumulator of the store's ``stats`` attribute."""
+    """Accumulator of the store's ``stats`` attribute, over the modalities that collect stats.
+
+    Moments are kept per ``stats_key`` (``ntl`` from ``hr_ntl``, ``dmo``, ``dem``, declared
+    layers by name), of ``log1p(max(x, 0))`` for ``log1p`` modalities and of ``x`` otherwise.
+    """
 
     lit_threshold: float = 0.5
-    ntl: Moments = field(default_factory=Moments.zeros)
-    dmo: Moments = field(default_factory=lambda: Moments.zeros(len(DMO_BANDS)))
-    dem: Moments = field(default_factory=Moments.zeros)
+    modalities: dict[str, Modality] = field(default_factory=lambda: dict(BUILTIN))
+    moments: dict[str, Moments] = field(default_factory=dict)
     hr_max: float = 0.0
     lit: float = 0.0
 
-    def add_clip(self, hr_ntl: np.ndarray, dmo: np.ndarray, dem: np.ndarray) -> None:
-        """Accumulate one clip: ``hr_ntl (H, W)``, ``dmo (7, H, W)``, ``dem (H, W)``."""
-        self.ntl.add(np.log1p(np.clip(hr_ntl, 0, None))[None])
-        self.dmo.add(dmo)
-        self.dem.add(dem[None])
+    def __post_init__(self) -> None:
+        for m in self._collecting():
+            self.moments.setdefault(m.stats_key, Moments.zeros(m.bands))
+
+    def _collecting(self) -> list[Modality]:
+        return [m for m in self.modalities.values()
+                if m.collects_stats and m.normalization != "none"]
+
+    def add_clip(self, values: dict[str, np.ndarray]) -> None:
+        """Accumulate one clip: every modality's ``(bands, H, W)`` or ``(H, W)`` array."""
+        for m in self._collecting():
+            x = values[m.name]
+            x = x.reshape(m.bands, *x.shape[-2:]) if m.bands > 1 else x.reshape(x.shape[-2:])
+            if m.normalization == "log1p":
+                x = np.log1p(np.clip(x, 0, None))
+            self.moments[m.stats_key].add(x if m.bands > 1 else x[None])
+        hr_ntl = values["hr_ntl"]
         self.hr_max = max(self.hr_max, float(np.max(hr_ntl)))
         self.lit += float(np.count_nonzero(hr_ntl > self.lit_threshold))
 
     def merge(self, other: TrainStats) -> None:
         """Add another accumulator (call in a fixed order for reproducible floats)."""
-        self.ntl.merge(other.ntl)
-        self.dmo.merge(other.dmo)
-        self.dem.merge(other.dem)
+        for key, mom in other.moments.items():
+            self.moments[key].merge(mom)
         self.hr_max = max(self.hr_max, other.hr_max)
         self.lit += other.lit
 
-    def to_dict(self) -> dict[str, float | list[float]]:
-        """The ``stats`` root attribute."""
-        ntl_mean, ntl_std = self.ntl.mean_std()
-        dmo_mean, dmo_std = self.dmo.mean_std()
-        dem_mean, dem_std = self.dem.mean_std()
-        return {"ntl_mean": ntl_mean[0], "ntl_std": ntl_std[0], "dmo_mean": dmo_mean,
-                "dmo_std": dmo_std, "dem_mean": dem_mean[0], "dem_std": dem_std[0],
-                "hr_ntl_max": self.hr_max,
-                "lit_fraction": self.lit / max(float(self.ntl.n[0]), 1.0),
-                "lit_threshold": self.lit_threshold}
+    def to_dict(self) -> dict[str, Any]:
+        """The ``stats`` root attribute: ``<key>_mean``/``<key>_std`` of the built-in
+        modalities (a number for one band, a list per band), ``extra`` for declared layers."""
+        out: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for m in self._collecting():
+            mean, std = self.moments[m.stats_key].mean_std()
+            if m.name in BUILTIN:
+                out[f"{m.stats_key}_mean"] = mean if m.bands > 1 else mean[0]
+                out[f"{m.stats_key}_std"] = std if m.bands > 1 else std[0]
+            else:
+                extra[m.name] = {"normalization": m.normalization, "mean": mean, "std": std}
+        if extra:
+            out["extra"] = extra
+        out.update({"hr_ntl_max": self.hr_max,
+                    "lit_fraction": self.lit / max(float(self.moments["ntl"].n[0]), 1.0),
+                    "lit_threshold": self.lit_threshold})
+        return out

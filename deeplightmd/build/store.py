@@ -36,11 +36,10 @@ from deeplightmd.errors import StoreError
 from deeplightmd.integrity import MANIFEST_ATTR, write_manifest
 from deeplightmd.store_format import (
     CLIP_METADATA,
-    DMO_BANDS,
-    MODALITIES,
     ROOT_ATTR,
     SPLITS,
     read_store_attrs,
+    store_modalities,
 )
 
 #: zstd level used for every array (also by the speed benchmark's floor)
@@ -153,7 +152,7 @@ def create_store(url: str, grid: TargetGrid, clips: dict[str, list[tuple[int, in
     for split in SPLITS:
         group = root.create_group(split)
         n = len(clips[split])
-        for name, spec in MODALITIES.items():
+        for name, spec in store_modalities(attrs).items():
             lr = spec.grid == "lr"
             side = grid.lr_clip if lr else grid.hr_clip
             shape = (n, spec.bands, side, side) if spec.bands > 1 else (n, side, side)
@@ -161,9 +160,7 @@ def create_store(url: str, grid: TargetGrid, clips: dict[str, list[tuple[int, in
             arr = group.create_array(name, shape=shape, dtype=spec.dtype,
                                      compressors=compressors(), fill_value=0,
                                      dimension_names=spec.clip_dims(), **layout)
-            arr.attrs.update({"units": spec.units, "long_name": spec.long_name})
-            if name == "dmo":
-                arr.attrs["band_names"] = list(DMO_BANDS)
+            arr.attrs.update(spec.array_attrs())
         rows = np.array([r for r, _ in clips[split]], dtype="int32")
         cols = np.array([c for _, c in clips[split]], dtype="int32")
         meta = {
@@ -219,7 +216,8 @@ def write_clips(url: str, split: str, first: int, clips: list[dict[str, np.ndarr
     stop = first + len(clips)
     for name in clips[0]:
         values = np.stack([c[name] for c in clips])
-        group[name][first:stop] = values if MODALITIES[name].bands > 1 else values[:, 0]
+        arr = group[name]
+        arr[first:stop] = values if arr.ndim == values.ndim else values[:, 0]
     group["done"][first:stop] = 1
 
 

@@ -22,9 +22,9 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--store", help="store giving ratio and statistics when the checkpoint has none "
                               "(non-learned methods need no checkpoint)")
 @click.option("--lr", "lr", required=True, type=_FILE, help="LR NTL GeoTIFF (any CRS)")
-@click.option("--dmo", type=_FILE, help="7-band daytime multispectral raster (any CRS)")
-@click.option("--dem", type=_FILE, help="elevation raster in metres (any CRS)")
-@click.option("--isp", type=_FILE, help="impervious-surface / urban mask raster (any CRS)")
+@click.option("--dmo", help="7-band daytime multispectral raster (any CRS), or constant:VALUE")
+@click.option("--dem", help="elevation raster in metres (any CRS), or constant:VALUE")
+@click.option("--isp", help="impervious-surface / urban mask raster (any CRS), or constant:VALUE")
 @click.option("--region", type=_FILE, help="polygon layer: crop and mask the output to it")
 @click.option("--name", "region_name", help="feature of --region to use (default: all)")
 @click.option("--name-field", help="field with feature names in --region/--admin (default: auto)")
@@ -38,11 +38,13 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:1")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--out", required=True, type=_FILE, help="output SR GeoTIFF (COG layout)")
-def predict(method: str, checkpoint: Path | None, store: str | None, lr: Path, dmo: Path | None,
-            dem: Path | None, isp: Path | None, region: Path | None, region_name: str | None,
+@click.option("--plugin", "plugins", multiple=True, type=_FILE,
+              help="a Python file of your own registering the method (as for bench); repeatable")
+def predict(method: str, checkpoint: Path | None, store: str | None, lr: Path, dmo: str | None,
+            dem: str | None, isp: str | None, region: Path | None, region_name: str | None,
             name_field: str | None, admin: Path | None, sums_csv: Path | None, tile: int,
             overlap: int, preserve_lr_sum: bool, overviews: bool, device: str, quiet: bool,
-            out: Path) -> None:
+            out: Path, plugins: tuple[Path, ...] = ()) -> None:
     """Super-resolve an LR nighttime-light GeoTIFF ×8 with a trained method.
 
     \b
@@ -50,6 +52,10 @@ def predict(method: str, checkpoint: Path | None, store: str | None, lr: Path, d
       deeplightmd predict --method edsr --checkpoint edsr.safetensors \\
         --lr viirs_2020.tif --region districts.geojson --out sr.tif
     """
+    from benchmarks.registry import load_plugin
+
+    for path in plugins:
+        load_plugin(path)
     aux = {k: v for k, v in (("dmo", dmo), ("dem", dem), ("isp", isp)) if v is not None}
     req = PredictRequest(method=method, lr=lr, out=out, checkpoint=checkpoint, store=store,
                          aux=aux, region=region, region_name=region_name, name_field=name_field,

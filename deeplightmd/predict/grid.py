@@ -28,16 +28,11 @@ from shapely.geometry.base import BaseGeometry
 from deeplightmd.build.read import RasterRead, open_rasters
 from deeplightmd.build.sources import ModalityReader
 from deeplightmd.errors import ConfigError, InputFileError
-from deeplightmd.store_format import MODALITIES
+from deeplightmd.modalities import BUILTIN
 
-#: modality → (resampling onto the SR grid, ISP threshold, fill of invalid pixels, bands);
-#: the same choices as the packaged build presets
-AUX_READING: dict[str, tuple[str, float | None, str]] = {
-    "dmo": ("bilinear", None, "nearest"),
-    "dem": ("bilinear", None, "nearest"),
-    "isp": ("average", 0.5, "zero"),
-}
-AUX_NAMES = tuple(AUX_READING)
+#: the auxiliary layers ``predict`` reads from files (every built-in but the NTL pair); how each
+#: is resampled, thresholded and filled comes from :data:`deeplightmd.modalities.BUILTIN`
+AUX_NAMES = tuple(n for n, m in BUILTIN.items() if m.role in ("auxiliary", "supervision"))
 
 
 @dataclass(frozen=True)
@@ -126,23 +121,42 @@ def make_sr_grid(lr_path: str | Path, ratio: int, region: BaseGeometry | None = 
     return SRGrid(crs, transform, (rows, cols), (row0, col0), int(ratio))
 
 
-def aux_reader(name: str, path: str | Path) -> ModalityReader:
-    """A build-pipeline reader for auxiliary modality ``name`` from one file.
+def parse_constant(value: str | Path) -> float | None:
+    """The number of a manifest-style ``constant:VALUE`` input, else ``None`` (a file)."""
+    text = str(value)
+    if not text.startswith("constant:"):
+        return None
+    try:
+        return float(text.split(":", 1)[1])
+    except ValueError as exc:
+        raise ConfigError(f"{text!r}: expected constant:NUMBER (e.g. constant:0)") from exc
 
-    DMO bands 1–7 are read with the file's own scale/offset tags (surface reflectance when the
-    file carries them); DEM in metres; ISP as a 0/1 mask, the area fraction thresholded at 0.5.
+
+def aux_reader(name: str, path: str | Path) -> ModalityReader:
+    """A build-pipeline reader for auxiliary modality ``name`` from one file, or a constant
+    layer for ``constant:VALUE`` (the manifest's stand-in for a modality one does not have).
+
+    Resampling onto the SR grid, threshold and fill follow the modality's declaration
+    (:data:`deeplightmd.modalities.BUILTIN`): DMO bands 1–7 bilinear with the file's own
+    scale/offset tags (surface reflectance when the file carries them); DEM in metres; ISP as a
+    0/1 mask, the area fraction thresholded at 0.5.
     """
-    if name not in AUX_READING:
+    if name not in AUX_NAMES:
         raise ConfigError(f"unknown auxiliary modality {name!r}; expected one of {AUX_NAMES}")
-    resampling, threshold, fill = AUX_READING[name]
-    bands = tuple(range(1, MODALITIES[name].bands + 1))
+    spec = BUILTIN[name]
+    common = {"resampling": spec.resampling_up, "threshold": spec.threshold, "fill": spec.fill,
+              "bands": spec.bands, "dtype": spec.dtype}
+    constant = parse_constant(path)
+    if constant is not None:
+        return ModalityReader(name=name, constant=constant, **common)
+    bands = tuple(range(1, spec.bands + 1))
     scaling = {"scale": "file", "offset": "file"} if name == "dmo" else {}
     with open_rasters([path]) as (src,):
         if src.count < len(bands):
             raise InputFileError(f"{name.upper()} raster {str(path)!r} has {src.count} band(s), "
                                  f"{len(bands)} expected")
     return ModalityReader(name=name, paths=(str(path),), read=RasterRead(bands=bands, **scaling),
-                          resampling=resampling, threshold=threshold, fill=fill)
+                          **common)
 
 
 #: most pixels of an auxiliary raster read at full resolution by the all-nodata check (larger

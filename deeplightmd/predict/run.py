@@ -9,18 +9,21 @@ COG writer and the light-sum accumulators.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rasterio
 import torch
+from rasterio.enums import Resampling
 
 from benchmarks.method import Method, MethodContext
 from benchmarks.protocol import resolve_device
 from benchmarks.registry import get_method
 from benchmarks.runner import load_checkpoint, restore_weights
-from deeplightmd.errors import ConfigError
+from deeplightmd.errors import ConfigError, DataWarning
 from deeplightmd.integrity import verify_store
 from deeplightmd.normalize import Normalizer
 from deeplightmd.predict.grid import (
@@ -30,6 +33,7 @@ from deeplightmd.predict.grid import (
     check_aux_coverage,
     check_file,
     make_sr_grid,
+    parse_constant,
 )
 from deeplightmd.predict.io import OutputSettings, SRWriter
 from deeplightmd.predict.sums import LightSums, light_sums_from_layer, read_polygons, select_region
@@ -48,7 +52,9 @@ class PredictRequest:
         checkpoint: ``.safetensors`` saved by ``deeplightmd bench`` (optional for non-learned
             methods when ``store`` gives the normalisation statistics).
         store: a DeepLightMD store whose ratio and statistics to use when the checkpoint has none.
-        aux: auxiliary rasters by modality (``dmo``, ``dem``, ``isp``).
+        aux: auxiliary rasters by modality (``dmo``, ``dem``, ``isp``), or ``constant:VALUE``
+            (the manifest's constant stand-in, e.g. for a model trained with
+            ``dmo: {constant: 0}``).
         region: polygon layer restricting (and cropping) the output.
         region_name: feature name selected in ``region`` (all features when ``None``).
         name_field: field holding feature names in ``region``/``admin`` (auto when ``None``).
@@ -123,6 +129,40 @@ def load_method(name: str, checkpoint: str | Path | None, store: str | None,
     return method, meta
 
 
+#: the LR input's mean log-radiance may lie this many training standard deviations from the
+#: training mean before ``predict`` warns
+RADIANCE_Z_WARN = 2.0
+#: most LR pixels per side read for the check (an averaged overview of bigger rasters)
+RADIANCE_CHECK_SIDE = 512
+
+
+def radiance_warning(src: rasterio.io.DatasetReader, normalizer: Normalizer) -> str | None:
+    """One line when the LR radiance distribution lies outside the checkpoint's training
+    statistics, else ``None``.
+
+    The mean of ``log1p(radiance)`` over valid pixels (of an averaged overview of at most
+    :data:`RADIANCE_CHECK_SIDE`² pixels) is compared with the training ``ntl_mean``/``ntl_std``
+    (HR radiance of the train split): more than :data:`RADIANCE_Z_WARN` standard deviations
+    away, or a 99th percentile beyond the training mean + 6 std, e.g. a synthetic-trained model
+    on real VIIRS (other units or scaling).
+    """
+    shape = (min(src.height, RADIANCE_CHECK_SIDE), min(src.width, RADIANCE_CHECK_SIDE))
+    x = src.read(1, out_shape=shape, masked=True, resampling=Resampling.average)
+    values = np.asarray(x.compressed(), dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    logs = np.log1p(np.clip(values, 0, None))
+    mean, p99 = float(logs.mean()), float(np.percentile(logs, 99))
+    z = (mean - normalizer.ntl_mean) / normalizer.ntl_std
+    tail = (p99 - normalizer.ntl_mean) / normalizer.ntl_std
+    if abs(z) <= RADIANCE_Z_WARN and tail <= 6.0:
+        return None
+    return (f"the LR radiance lies outside the checkpoint's training statistics (mean log1p "
+            f"{mean:.2f} vs {normalizer.ntl_mean:.2f} ± {normalizer.ntl_std:.2f}, z = {z:+.1f}; "
+            f"99th pct z = {tail:+.1f}): check units and scaling, or train on similar data")
+
+
 def predict_geotiff(req: PredictRequest) -> PredictResult:
     """Super-resolve ``req.lr`` with ``req.method`` and write ``req.out`` (see module docstring).
 
@@ -134,7 +174,8 @@ def predict_geotiff(req: PredictRequest) -> PredictResult:
     unknown = sorted(set(req.aux) - set(AUX_NAMES))
     if unknown:
         raise ConfigError(f"unknown auxiliary modality/modalities {unknown}; expected {AUX_NAMES}")
-    aux_paths = {k: check_file(v, k.upper()) for k, v in req.aux.items() if v is not None}
+    aux_paths = {k: v if parse_constant(v) is not None else check_file(v, k.upper())
+                 for k, v in req.aux.items() if v is not None}
     for path, what in ((req.region, "region"), (req.admin, "admin")):
         if path is not None:
             check_file(path, what)
@@ -148,7 +189,8 @@ def predict_geotiff(req: PredictRequest) -> PredictResult:
     if missing:
         flags = ", ".join(f"--{m}" for m in missing)
         raise ConfigError(f"method {method.name!r} reads {list(method.inputs)}; the inputs lack "
-                          f"{missing} (pass {flags})")
+                          f"{missing} (pass {flags}); a file, or constant:VALUE when the model "
+                          "was trained with that constant stand-in")
     grid = make_sr_grid(lr_path, method.context.ratio)
     lr_crs = grid.crs
     region_geom, region_layer = None, None
@@ -159,8 +201,13 @@ def predict_geotiff(req: PredictRequest) -> PredictResult:
     readers = {}
     for name in method.inputs:
         if name != "lr_ntl":
-            check_aux_coverage(name, aux_paths[name], grid)
+            if parse_constant(aux_paths[name]) is None:
+                check_aux_coverage(name, aux_paths[name], grid)
             readers[name] = aux_reader(name, aux_paths[name])
+    with rasterio.open(lr_path) as src:
+        message = radiance_warning(src, method.context.normalizer)
+    if message:
+        warnings.warn(message, DataWarning, stacklevel=2)
     sums = None
     if req.admin is not None:
         sums = light_sums_from_layer(read_polygons(req.admin, grid.crs, "admin"), req.name_field,

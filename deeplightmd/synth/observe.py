@@ -22,6 +22,7 @@ from rasterio.features import rasterize
 from rasterio.warp import reproject, transform_geom
 from shapely.geometry import box, mapping
 
+from deeplightmd.daytime import SENSORS
 from deeplightmd.sensor import SensorModel, block_mean, blur_and_shift, radiometric
 from deeplightmd.synth.config import DmoConfig, LightsConfig
 from deeplightmd.synth.grids import LONLAT, Grid
@@ -31,9 +32,11 @@ NTL_NODATA = -9999.0
 DEM_NODATA = -32768
 ISP_NODATA = 255
 DMO_NODATA = 0
-DMO_SCALE = 2.75e-05
-DMO_OFFSET = -0.2
-DMO_BANDS = ("coastal", "blue", "green", "red", "nir", "swir1", "swir2")
+#: the synthetic DMO is written as Landsat-8 OLI Collection-2 L2 surface reflectance (uint16 DN)
+DMO_SENSOR = SENSORS["landsat8-oli"]
+DMO_SCALE = DMO_SENSOR.scale
+DMO_OFFSET = DMO_SENSOR.offset
+DMO_BANDS = DMO_SENSOR.bands
 
 #: surface reflectance of each land-cover class in OLI bands 1-7 (typical library values)
 SPECTRA: dict[int, tuple[float, ...]] = {

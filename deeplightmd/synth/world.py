@@ -235,8 +235,9 @@ def generate_world(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
         for name, layers in bands.items():
             observe.write_geotiff(
                 tmp / "dmo" / f"{name}.tif", np.stack(layers), grids[name], observe.DMO_NODATA,
-                descriptions=observe.DMO_BANDS, scales=(observe.DMO_SCALE,) * 7,
-                offsets=(observe.DMO_OFFSET,) * 7,
+                descriptions=observe.DMO_BANDS,
+                scales=(observe.DMO_SCALE,) * len(observe.DMO_BANDS),
+                offsets=(observe.DMO_OFFSET,) * len(observe.DMO_BANDS),
                 tags={"SENSOR_LIKE": "Landsat-8 OLI surface reflectance"})
         del bands, footprints
         done("DMO")
