@@ -1,0 +1,78 @@
+"""Golden values for what every benchmark number depends on: which clips are train/val/test.
+
+The split rules (deeplightmd/build/splits.py) are exact, so these tests pin their output on small
+non-square lattices: a change of the buffer width, the automatic block size or a greedy rule
+changes which clips are test clips, and with them every benchmark number. Such a change must be
+deliberate: update the constants here in the same commit and give the reason in its message.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from deeplightmd.build.manifest import SplitSpec
+from deeplightmd.build.splits import SplitResult, split_clips
+
+SPLITS = ("train", "val", "test")
+
+
+def lattice(shape: tuple[int, int], seed: int, holes: float) -> list[tuple[int, int]]:
+    """Eligible clips of a ``shape`` lattice with a seeded fraction ``holes`` left out."""
+    rng = np.random.default_rng(seed)
+    return [(r, c) for r in range(shape[0]) for c in range(shape[1]) if rng.random() > holes]
+
+
+def min_distance(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> int:
+    """Smallest Chebyshev distance between a clip of ``a`` and a clip of ``b``."""
+    pa, pb = np.array(a), np.array(b)
+    return int(np.abs(pa[:, None] - pb[None]).max(axis=2).min())
+
+
+# 9 x 14 lattice, 20 % holes, automatic block (val = test = 6 -> ceil(sqrt(3)) = 2), buffer 1
+GOLDEN_A = SplitResult(
+    train=[(0, 3), (0, 4), (0, 8), (0, 11), (0, 12), (0, 13), (1, 4), (1, 6), (1, 7), (1, 9),
+           (1, 11), (1, 12), (2, 4), (2, 5), (2, 6), (2, 10), (2, 13), (3, 8), (4, 4), (4, 6),
+           (4, 7), (4, 8), (4, 10), (4, 11), (5, 6), (5, 8), (5, 9), (6, 0), (6, 2), (6, 5),
+           (6, 10), (7, 3), (7, 8), (7, 10), (8, 1), (8, 5), (8, 6), (8, 7), (8, 9), (8, 10)],
+    val=[(3, 0), (3, 1), (4, 0), (4, 1), (7, 12), (8, 12)],
+    test=[(0, 0), (0, 1), (1, 0), (1, 1), (4, 13), (5, 13)],
+)
+# 13 x 6 lattice, 15 % holes, 2 x 2 blocks, buffer 2
+GOLDEN_B = SplitResult(
+    train=[(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 3), (1, 4), (2, 2), (2, 3), (3, 0),
+           (3, 3), (3, 4), (4, 1), (4, 2), (4, 3), (4, 4), (5, 3), (5, 4), (5, 5), (6, 0),
+           (6, 3), (6, 4), (6, 5), (7, 4), (7, 5)],
+    val=[(10, 0), (11, 0), (11, 1), (12, 0), (12, 1)],
+    test=[(11, 4), (11, 5), (12, 4), (12, 5)],
+)
+CASES = {
+    "A": ((9, 14), 1, 0.2, SplitSpec(train=40, val=6, test=6, block=0, buffer=1), GOLDEN_A),
+    "B": ((13, 6), 5, 0.15, SplitSpec(train=25, val=5, test=4, block=2, buffer=2), GOLDEN_B),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_split_on_non_square_lattices(case):
+    """The exact clip positions of every split (seed 7).
+
+    Fails when the buffer (``dilate``), the automatic block size or a greedy rule (most usable
+    clips, then fewest eligible clips lost to the buffer) changes. Update the golden lists only
+    for a deliberate change of the split rules, with the reason in the commit message.
+    """
+    shape, seed, holes, spec, golden = CASES[case]
+    eligible = lattice(shape, seed, holes)
+    res = split_clips(eligible, shape, spec, seed=7)
+    for name in SPLITS:
+        assert getattr(res, name) == getattr(golden, name), name
+    assert res.counts() == {"train": spec.train, "val": spec.val, "test": spec.test}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_splits_are_exactly_buffer_plus_one_apart(case):
+    """Clips of different splits keep ``buffer + 1`` clips apart, and the greedy packing uses
+    that room: some cross-split pair sits at exactly ``buffer + 1`` (not further)."""
+    shape, seed, holes, spec, _ = CASES[case]
+    res = split_clips(lattice(shape, seed, holes), shape, spec, seed=7)
+    gaps = [min_distance(getattr(res, a), getattr(res, b))
+            for a, b in [("train", "val"), ("train", "test"), ("val", "test")]]
+    assert min(gaps) == spec.buffer + 1
