@@ -76,3 +76,25 @@ def test_splits_are_exactly_buffer_plus_one_apart(case):
     gaps = [min_distance(getattr(res, a), getattr(res, b))
             for a, b in [("train", "val"), ("train", "test"), ("val", "test")]]
     assert min(gaps) == spec.buffer + 1
+
+
+def test_most_usable_clips_come_first_even_with_a_wide_buffer():
+    """The greedy rule is lexicographic: a block with more usable clips wins however many
+    eligible clips its buffer loses. With a 40-clip buffer every block of the dense 80 × 80
+    region loses > 1000 clips, which once outweighed one usable clip (weights 1e6 vs 1e3) and
+    made an isolated clip (and a far one) the test split."""
+    eligible = [(0, 0)] + [(r, c) for r in range(50, 130) for c in range(50, 130)]
+    res = split_clips(eligible, (130, 130), SplitSpec(5, 1, 2, block=2, buffer=40), seed=3)
+    assert res.test == [(128, 129), (129, 129)]  # a lattice-corner block: fewest lost
+    assert res.val == [(0, 0)]
+    assert res.train == [(54, 81), (63, 111), (94, 71), (99, 76), (115, 62)]
+
+
+def test_isolated_clips_are_drawn_one_at_a_time():
+    """When no block holds more than one usable clip, blocks of one clip are taken."""
+    eligible = [(r, c) for r in range(0, 12, 2) for c in range(0, 15, 2)]
+    res = split_clips(eligible, (12, 15), SplitSpec(10, 2, 3, block=2, buffer=1), seed=0)
+    assert res.test == [(8, 14), (10, 12), (10, 14)]
+    assert res.val == [(8, 12), (10, 10)]
+    assert res.train == [(0, 4), (2, 0), (2, 4), (2, 10), (4, 2), (4, 8), (6, 6), (6, 10),
+                         (8, 10), (10, 2)]

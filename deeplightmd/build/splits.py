@@ -4,8 +4,8 @@ Rules:
 
 * Only eligible clips are used (QA passed, not touching a held-out region).
 * ``test`` then ``val`` are drawn as compact square blocks of ``block × block`` clips. A block is
-  chosen greedily: most usable clips first, then the fewest eligible clips lost to its buffer, then
-  a seeded random tie-break.
+  chosen greedily and lexicographically: most usable clips first (at most the number still
+  needed), then the fewest eligible clips lost to its buffer, then a seeded random tie-break.
 * Clips of different splits are at least ``buffer + 1`` clips apart (Chebyshev distance on the
   lattice), so no clip of one split touches a clip of another split when ``buffer >= 1``.
 * ``train`` takes a seeded random subset of what remains outside every buffer.
@@ -68,9 +68,10 @@ def _draw_blocks(free: np.ndarray, eligible: np.ndarray, n: int, block: int, buf
             break
         halo = _box_sum(np.pad(eligible & free, buffer).astype(np.int64), block + 2 * buffer)
         lost = halo[:free.shape[0], :free.shape[1]] - usable
-        score = np.minimum(usable, need) * 1e6 - lost * 1e3 + rng.random(usable.shape)
-        score[usable == 0] = -np.inf
-        r, c = np.unravel_index(int(np.argmax(score)), score.shape)
+        gain = np.where(usable > 0, np.minimum(usable, need), -1)
+        # lexicographic: most usable clips, then fewest lost, then the seeded random tie-break
+        order = np.lexsort((rng.random(usable.shape).ravel(), -lost.ravel(), gain.ravel()))
+        r, c = np.unravel_index(int(order[-1]), usable.shape)
         cells = [(i, j) for i in range(r, min(r + block, free.shape[0]))
                  for j in range(c, min(c + block, free.shape[1])) if free[i, j]]
         for i, j in cells[:need]:
