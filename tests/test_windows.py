@@ -1,14 +1,16 @@
-"""Clip windows on a hand-made lattice: footprints, coverage, domain and which clips fit."""
+"""The target grid and its clip windows on a hand-made lattice: clip geometry, transforms, snapping,
+footprints, coverage, domain and which clips fit."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
 from shapely.geometry import Point, box
 
-from deeplightmd.build.grid import TargetGrid
+from deeplightmd.build.grid import TargetGrid, make_grid
 from deeplightmd.build.manifest import ALBERS_CHINA
 from deeplightmd.build.windows import (
     DENSIFY,
@@ -21,6 +23,7 @@ from deeplightmd.build.windows import (
     footprint,
     transform_geometry,
 )
+from deeplightmd.errors import ConfigError
 
 ALBERS = CRS.from_user_input(ALBERS_CHINA)
 #: 3 rows x 4 columns of 10 x 10 clips, top-left corner (0, 30)
@@ -87,3 +90,44 @@ def test_domain_bounds_from_lonlat_or_the_coverage():
     assert domain_bounds(cover, None, ALBERS) == (1.0, 2.0, 3.0, 4.0)
     lonlat = (110.0, 30.0, 111.0, 31.0)
     assert domain_bounds(cover, lonlat, ALBERS) == footprint(lonlat, "EPSG:4326", ALBERS).bounds
+
+
+def test_clip_geometry_and_transforms_by_hand():
+    assert (GRID.hr_clip, GRID.lr_pixel_size, GRID.clip_size) == (10, 2.0, 10.0)
+    assert GRID.clip_id(1, 2) == 6 and GRID.clip_id(2, 3) == 11
+    assert GRID.clip_bounds(1, 2) == (20.0, 10.0, 30.0, 20.0)
+    assert GRID.hr_transform(1, 2) == Affine(1.0, 0.0, 20.0, 0.0, -1.0, 20.0)
+    assert GRID.lr_transform(1, 2) == Affine(2.0, 0.0, 20.0, 0.0, -2.0, 20.0)
+    assert GRID.crs == ALBERS
+
+
+def test_snap_to_lr_grows_outwards_by_hand():
+    assert GRID.snap_to_lr((3.5, 11.2, 7.1, 26.9)) == (2.0, 10.0, 8.0, 28.0)
+    assert GRID.snap_to_lr((4.0, 12.0, 8.0, 28.0)) == (4.0, 12.0, 8.0, 28.0)  # on the lattice
+
+
+def test_grid_dict_round_trip():
+    d = GRID.to_dict()
+    assert d == {"crs_wkt": ALBERS.to_wkt(), "hr_pixel_size": 1.0, "ratio": 2, "lr_clip": 5,
+                 "origin_x": 0.0, "origin_y": 30.0, "n_rows": 3, "n_cols": 4, "hr_clip": 10}
+    assert TargetGrid.from_dict(d) == GRID
+
+
+@pytest.mark.parametrize(("domain", "origin", "shape"), [
+    ((5.0, 3.0, 37.0, 28.0), (0.0, 30.0), (3, 4)),
+    ((-15.0, -25.0, -5.0, -2.0), (-20.0, 0.0), (3, 2)),
+    ((10.0, 10.0, 20.0, 20.0), (10.0, 20.0), (1, 1)),  # exactly one clip on the lattice
+])
+def test_make_grid_snaps_the_origin_and_counts_clips(domain, origin, shape):
+    grid = make_grid(ALBERS, 1.0, 2, 5, domain)
+    assert (grid.origin_x, grid.origin_y) == origin and (grid.n_rows, grid.n_cols) == shape
+    assert (grid.hr_pixel_size, grid.ratio, grid.lr_clip) == (1.0, 2, 5)
+    assert isinstance(grid.n_rows, int) and isinstance(grid.hr_pixel_size, float)
+
+
+@pytest.mark.parametrize("domain", [(0.0, 0.0, 9.0, 30.0), (0.0, 0.0, 30.0, 9.99)])
+def test_make_grid_refuses_a_domain_smaller_than_one_clip(domain):
+    w, h = domain[2] - domain[0], domain[3] - domain[1]
+    with pytest.raises(ConfigError, match=rf"the domain \({w:.0f} x {h:.0f} m\) is smaller than "
+                                          r"one clip \(10 m\)"):
+        make_grid(ALBERS, 1.0, 2, 5, domain)
