@@ -80,14 +80,14 @@ def test_splits_are_exactly_buffer_plus_one_apart(case):
 
 def test_most_usable_clips_come_first_even_with_a_wide_buffer():
     """The greedy rule is lexicographic: a block with more usable clips wins however many
-    eligible clips its buffer loses. With a 40-clip buffer every block of the dense 80 × 80
+    eligible clips its buffer loses. With a 31-clip buffer every block of the dense 64 × 64
     region loses > 1000 clips, which once outweighed one usable clip (weights 1e6 vs 1e3) and
     made an isolated clip (and a far one) the test split."""
-    eligible = [(0, 0)] + [(r, c) for r in range(50, 130) for c in range(50, 130)]
-    res = split_clips(eligible, (130, 130), SplitSpec(5, 1, 2, block=2, buffer=40), seed=3)
-    assert res.test == [(128, 129), (129, 129)]  # a lattice-corner block: fewest lost
+    eligible = [(0, 0)] + [(r, c) for r in range(33, 97) for c in range(33, 97)]
+    res = split_clips(eligible, (97, 97), SplitSpec(5, 1, 2, block=2, buffer=31), seed=3)
+    assert res.test == [(33, 96), (34, 96)]  # a corner block of the dense region: fewest lost
     assert res.val == [(0, 0)]
-    assert res.train == [(54, 81), (63, 111), (94, 71), (99, 76), (115, 62)]
+    assert res.train == [(68, 63), (72, 77), (74, 68), (87, 82), (91, 71)]
 
 
 def test_isolated_clips_are_drawn_one_at_a_time():
