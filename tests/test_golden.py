@@ -1,4 +1,5 @@
-"""Golden values for what every benchmark number depends on: which clips are train/val/test.
+"""Golden values for what every benchmark number depends on: which clips are train/val/test, and
+the seeded bootstrap interval and Wilcoxon test every reported number goes through.
 
 The split rules (deeplightmd/build/splits.py) are exact, so these tests pin their output on small
 non-square lattices: a change of the buffer width, the automatic block size or a greedy rule
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from benchmarks.metrics import bootstrap_ci, paired_wilcoxon
 from deeplightmd.build.manifest import SplitSpec
 from deeplightmd.build.splits import SplitResult, split_clips
 
@@ -98,3 +101,22 @@ def test_isolated_clips_are_drawn_one_at_a_time():
     assert res.val == [(8, 12), (10, 10)]
     assert res.train == [(0, 4), (2, 0), (2, 4), (2, 10), (4, 2), (4, 8), (6, 6), (6, 10),
                          (8, 10), (10, 2)]
+
+
+def test_golden_bootstrap_interval_and_wilcoxon():
+    """Every reported interval comes from ``bootstrap_ci`` (seed 0, 2000 resamples, 95 %) and
+    every significance call from ``paired_wilcoxon``: pinned on fixed values."""
+    ci = bootstrap_ci([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    assert (ci.mean, ci.ci_low, ci.ci_high, ci.n, ci.confidence) == (5.5, 3.7, 7.3, 10, 0.95)
+    ci = bootstrap_ci([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10], confidence=0.8, n_resamples=500, seed=4)
+    assert (ci.ci_low, ci.ci_high) == pytest.approx((4.4, 6.71), abs=1e-12)
+    a = [30.1, 31.2, 29.8, 33.0, 32.5, 31.1, 30.0, 34.2]
+    b = [29.0, 31.0, 30.1, 31.9, 31.0, 30.2, 29.9, 32.0]
+    res = paired_wilcoxon(a, b)  # exact two-sided p of the signed-rank statistic 3, n = 8
+    assert (res.statistic, res.p_value, res.n, res.better) == (3.0, 0.0390625, 8, "a")
+    assert res.median_difference == pytest.approx(1.0)
+    assert paired_wilcoxon(a, b, higher_is_better=False).better == "b"  # e.g. RMSE
+    assert paired_wilcoxon(b, a).better == "b"
+    assert paired_wilcoxon(a, b, alpha=0.0390625).better == "none"  # p < alpha, strictly
+    mixed = paired_wilcoxon([1.0, 1, 1, -0.5, -0.5, -0.5, -0.5], [0.0] * 7)
+    assert (mixed.statistic, mixed.p_value, mixed.better) == (10.0, 0.484375, "none")

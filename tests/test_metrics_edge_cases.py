@@ -230,3 +230,78 @@ def test_piqe_of_images_smaller_than_a_block():
     assert piqe(np.ones((5, 5))) == 100.0      # constant: no active block
     assert piqe(np.zeros((1, 1))) == 100.0     # dark
     assert 0.0 <= piqe(np.arange(25.0).reshape(5, 5)) <= 100.0
+
+
+def test_lr_consistency_by_hand():
+    """``lr = D(hr) + 1``: RMSE = MAE = 1, PSNR = 10·log10(R²), bias = −N / Σ lr; dark HR
+    pixels make ``D(hr)`` fall below 1, so a wrong clip range would show."""
+    model = SensorModel()
+    hr = smooth(32)
+    hr[:16] = 0.0
+    seen = degrade(hr, model).astype(np.float64)
+    assert seen.min() < 1.0
+    lr = seen + 1.0
+    out = lr_consistency(hr, lr, model)
+    assert out["lrc_rmse"] == pytest.approx(1.0) and out["lrc_mae"] == pytest.approx(1.0)
+    assert out["lrc_psnr"] == pytest.approx(10 * math.log10(255.0**2))
+    assert out["lrc_total_rel_bias"] == pytest.approx(-lr.size / lr.sum())
+    capped = lr_consistency(hr, seen, model, MetricConfig(psnr_cap_db=60.0))
+    assert capped["lrc_psnr"] == 60.0 and capped["lrc_rmse"] == 0.0
+    with pytest.raises(MetricInputError, match=r"sr must be 8x the lr shape \(4, 4\), i.e. "
+                                               r"\(32, 32\), got \(32, 31\)"):
+        lr_consistency(hr[:, :31], lr, model)
+
+
+def test_regional_ssim_sees_zeros_outside_the_mask():
+    """docs: pixels outside the province are set to 0 before SSIM's windows see them."""
+    hr = smooth(32)
+    sr = hr + np.random.default_rng(3).normal(0, 1, hr.shape)
+    mask = np.zeros(hr.shape, bool)
+    mask[:, :20] = True
+    out = compute_regional_metrics(np.where(mask, sr, 1e3), np.where(mask, hr, np.nan), mask,
+                                   None)
+    r = MetricConfig().radiance_range
+    zs, zh = np.clip(np.where(mask, sr, 0.0), 0, r), np.clip(np.where(mask, hr, 0.0), 0, r)
+    assert out["ssim"] == ssim(zs, zh, r, mask)
+    assert out["ssim_log"] == ssim(np.log1p(zs), np.log1p(zh), math.log1p(r), mask)
+
+
+def test_zero_and_dark_admin_sums():
+    assert all(math.isnan(v) for v in agreement(np.zeros(3), np.zeros(3)))  # a dark province
+    r, r2 = agreement(np.zeros(3), np.array([1.0, 2.0, 3.0]))  # SR dark, HR lit
+    assert math.isnan(r) and r2 == pytest.approx(1.0 - 14.0 / 2.0)
+
+
+def test_tile_grid_sorts_and_deduplicates_edges():
+    grid = TileGrid((8, 4, 4.0), (3, 1))
+    assert grid.rows == (4, 8) and grid.cols == (1, 3)
+
+
+def test_smallest_ssim_image_and_log_errors_by_hand():
+    x = smooth(11)
+    assert ssim(x, x, 100.0) == 1.0  # 11 x 11 is the smallest image SSIM accepts
+    sr = np.full((12, 12), 0.5)
+    hr = np.full((12, 12), -2.0)
+    sr[0, 0], hr[0, 0] = 3.0, 1.0
+    out = pixel_metrics(sr, hr)
+    # log space is log1p(max(x, 0)): the negative HR counts as 0, nothing is capped at R
+    diff = np.full((12, 12), math.log1p(0.5))
+    diff[0, 0] = math.log1p(3.0) - math.log1p(1.0)
+    assert out["mae_log"] == pytest.approx(diff.mean())
+    assert out["rmse_log"] == pytest.approx(math.sqrt((diff**2).mean()))
+    assert out["mae"] == pytest.approx((2.0 + 143 * 2.5) / 144)  # raw values, no clipping
+    big = pixel_metrics(np.full((12, 12), 1000.0), np.full((12, 12), 300.0))
+    assert big["rmse_log"] == pytest.approx(math.log1p(1000.0) - math.log1p(300.0))
+    assert big["psnr"] == MetricConfig().psnr_cap_db  # both clipped to R = 255: equal
+
+
+def test_aggregation_passes_its_settings_and_serialises():
+    rows = [{"psnr": v, "ssim": v / 100} for v in (30.0, 31.5, 29.0, 33.0, 32.0)]
+    agg = aggregate(rows, confidence=0.8, n_resamples=300, seed=4)
+    assert list(agg) == ["psnr", "ssim"]
+    assert agg["psnr"] == bootstrap_ci([r["psnr"] for r in rows], 0.8, 300, 4)
+    assert agg["psnr"].to_dict() == {"mean": agg["psnr"].mean, "ci_low": agg["psnr"].ci_low,
+                                     "ci_high": agg["psnr"].ci_high, "n": 5, "confidence": 0.8}
+    res = paired_wilcoxon([2.0, 3.0, 4.0], [1.0, 1.0, 1.0], alpha=0.2)
+    assert set(res.to_dict()) == {"statistic", "p_value", "n", "median_difference", "better",
+                                  "alpha"} and res.to_dict()["alpha"] == 0.2

@@ -2,9 +2,10 @@
 
 Reads mutmut's result files (``mutants/<module path>.meta``) for every module in
 ``[tool.mutmut] only_mutate`` of pyproject.toml, leaves out the equivalent mutants listed with a
-reason in ``tests/mutation/equivalent.txt`` and prints ``killed / total`` per module. Exit status
-1 when a module scores below ``--min`` percent (leaderboard modules are reported, not gated, while
-another branch changes them: ``--no-gate``), 2 when a module has no results yet.
+reason in ``tests/mutation/equivalent.txt`` and prints ``killed / total`` per module (timeouts
+count as killed). Mutants not run yet are counted apart. Exit status 1 when a module scores below
+``--min`` percent or has mutants not run (leaderboard modules are reported, not gated:
+``--no-gate``), 2 when a module has no results at all.
 """
 
 from __future__ import annotations
@@ -57,25 +58,28 @@ def main() -> int:
     equivalent = load_equivalent()
     seen: set[str] = set()
     status = 0
-    print(f"{'module':42} {'killed':>6} {'total':>6} {'score':>7}  survivors / not run")
+    print(f"{'module':36} {'killed':>6} {'total':>6} {'score':>7} {'not run':>7}  survivors")
     for path in cfg["only_mutate"]:
         meta = ROOT / "mutants" / (path + ".meta")
         if not meta.is_file():
-            print(f"{module_of(path):42} no results (run `make mutation` first)")
+            print(f"{module_of(path):36} no results (run `make mutation` first)")
             status = max(status, 2)
             continue
         codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
-        counted = {k: v for k, v in codes.items() if k not in equivalent}
         seen |= set(codes) & set(equivalent)
-        killed = sum(v in KILLED or v in TIMEOUT for v in counted.values())
-        left = sorted(k.rsplit(".", 1)[-1] for k, v in counted.items()
-                      if not (v in KILLED or v in TIMEOUT))
-        score = 100.0 * killed / len(counted) if counted else 100.0
+        run = {k: v for k, v in codes.items() if k not in equivalent and v is not None}
+        killed = sum(v in KILLED or v in TIMEOUT for v in run.values())
+        survivors = sorted(k.rsplit(".", 1)[-1] for k, v in run.items()
+                           if not (v in KILLED or v in TIMEOUT))
+        not_run = sum(v is None for k, v in codes.items() if k not in equivalent)
+        score = 100.0 * killed / len(run) if run else float("nan")
         gated = not any(path.startswith(p) for p in args.no_gate)
-        flag = "" if score >= args.min or not gated else "  < required"
-        print(f"{module_of(path):42} {killed:6d} {len(counted):6d} {score:6.1f}%{flag}  "
-              f"{' '.join(left) if left else '-'}")
-        if flag:
+        low = gated and not score >= args.min
+        shown = " ".join(survivors[:12]) + (f" ... (+{len(survivors) - 12})"
+                                             if len(survivors) > 12 else "")
+        print(f"{module_of(path):36} {killed:6d} {len(run):6d} {score:6.1f}% {not_run:7d}  "
+              f"{shown or '-'}{'  [below ' + str(args.min) + ' %]' if low else ''}")
+        if low or not_run:
             status = max(status, 1)
     stale = sorted(set(equivalent) - seen)
     if stale:
