@@ -305,3 +305,34 @@ def test_aggregation_passes_its_settings_and_serialises():
     res = paired_wilcoxon([2.0, 3.0, 4.0], [1.0, 1.0, 1.0], alpha=0.2)
     assert set(res.to_dict()) == {"statistic", "p_value", "n", "median_difference", "better",
                                   "alpha"} and res.to_dict()["alpha"] == 0.2
+
+
+def test_lr_consistency_psnr_clips_both_sides_to_the_data_range():
+    """Undetected (0), in-range and saturated (> R) values on both sides, negative LR values:
+    PSNR uses clip(·, 0, R) of both, RMSE/MAE the raw values; on a non-square clip."""
+    model = SensorModel()
+    hr = np.zeros((64, 48))
+    hr[:8], hr[24:32] = 500.0, 3.0
+    seen = degrade(hr, model).astype(np.float64)
+    lr = seen * 0.9 + np.linspace(0.6, -0.4, seen.size).reshape(seen.shape)
+    assert seen.shape == (8, 6) and (seen > 255).any() and ((seen > 0) & (seen < 1)).any()
+    assert (lr < 0).any() and ((lr > 0) & (lr < 1)).any() and (lr > 255).any()
+    r = 255.0
+    out = lr_consistency(hr, lr, model)
+    mse = np.mean((np.clip(seen, 0, r) - np.clip(lr, 0, r)) ** 2)
+    assert out["lrc_psnr"] == pytest.approx(10 * math.log10(r**2 / mse))
+    assert out["lrc_rmse"] == pytest.approx(math.sqrt(np.mean((seen - lr) ** 2)))
+    assert out["lrc_mae"] == pytest.approx(np.mean(np.abs(seen - lr)))
+    small = np.full((8, 6), 0.01)  # a total below 1 is still a total
+    bias = lr_consistency(hr, small, model)["lrc_total_rel_bias"]
+    assert bias == pytest.approx((seen.sum() - small.sum()) / small.sum())
+
+
+def test_lr_consistency_names_the_non_finite_input():
+    model = SensorModel()
+    hr = smooth(32)
+    lr = degrade(hr, model)
+    with pytest.raises(MetricInputError, match="^sr must be finite, found 1 NaN/inf"):
+        lr_consistency(np.where(np.arange(32 * 32).reshape(32, 32) == 3, np.nan, hr), lr, model)
+    with pytest.raises(MetricInputError, match="^lr must be finite, found 16 NaN/inf"):
+        lr_consistency(hr, np.full((4, 4), np.inf), model)
