@@ -332,7 +332,7 @@ def test_lr_consistency_names_the_non_finite_input():
     model = SensorModel()
     hr = smooth(32)
     lr = degrade(hr, model)
-    with pytest.raises(MetricInputError, match="^sr must be finite, found 1 NaN/inf"):
+    with pytest.raises(MetricInputError, match=r"^sr must be finite, found 1 NaN/inf"):
         lr_consistency(np.where(np.arange(32 * 32).reshape(32, 32) == 3, np.nan, hr), lr, model)
-    with pytest.raises(MetricInputError, match="^lr must be finite, found 16 NaN/inf"):
+    with pytest.raises(MetricInputError, match=r"^lr must be finite, found 16 NaN/inf"):
         lr_consistency(hr, np.full((4, 4), np.inf), model)
