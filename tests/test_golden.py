@@ -15,6 +15,7 @@ import pytest
 from benchmarks.metrics import bootstrap_ci, paired_wilcoxon
 from deeplightmd.build.manifest import SplitSpec
 from deeplightmd.build.splits import SplitResult, split_clips
+from deeplightmd.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
@@ -120,3 +121,52 @@ def test_golden_bootstrap_interval_and_wilcoxon():
     assert paired_wilcoxon(a, b, alpha=0.0390625).better == "none"  # p < alpha, strictly
     mixed = paired_wilcoxon([1.0, 1, 1, -0.5, -0.5, -0.5, -0.5], [0.0] * 7)
     assert (mixed.statistic, mixed.p_value, mixed.better) == (10.0, 0.484375, "none")
+
+
+BLOCK_4X = [(5, 0), (5, 1), (6, 0), (6, 1), (8, 3), (8, 4), (9, 3), (9, 4)]
+
+
+@pytest.mark.parametrize(("val", "test", "golden_val", "golden_test"), [
+    (1, 1, [(9, 0)], [(9, 11)]),                            # block 1
+    (8, 1, BLOCK_4X, [(9, 0)]),                             # block ceil(sqrt(8 / 2)) = 2
+    (1, 8, [(8, 0)], BLOCK_4X),                             # the larger of val and test counts
+    (3, 3, [(5, 0), (5, 1), (6, 0)], [(8, 0), (9, 0), (9, 1)]),  # ceil(sqrt(1.5)) = 2
+])
+def test_golden_automatic_block_size(val, test, golden_val, golden_test):
+    """``block: 0`` uses ``ceil(sqrt(max(val, test) / 2))`` clips (at least 1) for both splits."""
+    eligible = lattice((10, 12), 2, 0.15)
+    res = split_clips(eligible, (10, 12), SplitSpec(30, val, test, block=0, buffer=1), seed=7)
+    assert (res.val, res.test) == (golden_val, golden_test)
+
+
+def test_ratio_fallback_on_few_clips_is_exact_and_seeded():
+    """8:1:1 of what exists, at least one clip per split: 12 clips give 10:1:1, 3 give 1:1:1;
+    the fallback is seeded like the requested split."""
+    grid = [(r, c) for r in range(3) for c in range(4)]
+    spec = SplitSpec(400, 20, 20, block=1, buffer=0, on_shortfall="ratio")
+    with pytest.warns(UserWarning, match="only 12 eligible clips: using 8:1:1 counts"):
+        res = split_clips(grid, (3, 4), spec, seed=1)
+    assert res.counts() == {"train": 10, "val": 1, "test": 1}
+    with pytest.warns(UserWarning):
+        assert split_clips(grid, (3, 4), spec, seed=1) == res
+    with pytest.warns(UserWarning, match="only 3 eligible clips"):
+        three = split_clips(grid[:3], (3, 4), spec, seed=1)
+    assert three.counts() == {"train": 1, "val": 1, "test": 1}
+    rng = np.random.default_rng(0)
+    eligible = [(r, c) for r in range(20) for c in range(20) if rng.random() > 0.15]
+    ratio = SplitSpec(400, 20, 20, 3, 1, "ratio")
+    with pytest.warns(UserWarning):
+        first = split_clips(eligible, (20, 20), ratio, seed=1)
+    with pytest.warns(UserWarning):
+        assert split_clips(eligible, (20, 20), ratio, seed=1) == first
+
+
+def test_shortfall_error_says_what_to_change():
+    with pytest.raises(ConfigError, match=r"^too few clips for the requested split counts "
+                       r"\{'train': 9, 'val': 1, 'test': 1\}: the 3 eligible clips give at most "
+                       r"\{'test': 1, 'val': 1, 'train': 1\} with a 0-clip buffer; "
+                       r"lower splits\.\* or set on_shortfall: ratio$"):
+        split_clips([(0, 0), (0, 1), (0, 2)], (1, 3), SplitSpec(9, 1, 1, 1, 0), seed=0)
+    with pytest.raises(ConfigError, match=r"^too few clips to split: 2 eligible clips, cannot "
+                                          r"place an 8:1:1 split with a 0-clip buffer$"):
+        split_clips([(0, 0), (0, 1)], (1, 3), SplitSpec(9, 1, 1, 1, 0, "ratio"), seed=0)
