@@ -336,3 +336,33 @@ def test_lr_consistency_names_the_non_finite_input():
         lr_consistency(np.where(np.arange(32 * 32).reshape(32, 32) == 3, np.nan, hr), lr, model)
     with pytest.raises(MetricInputError, match=r"^lr must be finite, found 16 NaN/inf"):
         lr_consistency(hr, np.full((4, 4), np.inf), model)
+
+
+def test_bootstrap_settings_and_small_samples():
+    rows = [{"psnr": v} for v in (30.0, 31.5, 29.0, 33.0, 32.0)]
+    assert aggregate(rows)["psnr"] == bootstrap_ci([30.0, 31.5, 29.0, 33.0, 32.0])  # defaults
+    one = bootstrap_ci([1.0, 2.0, 3.0], n_resamples=1)  # one resample: a zero-width interval
+    assert one.ci_low == one.ci_high and one.n == 3
+    two = bootstrap_ci([1.0, 3.0])  # two values are resampled, not a zero-width shortcut
+    assert (two.mean, two.ci_low, two.ci_high, two.n) == (2.0, 1.0, 3.0, 2)
+    with pytest.raises(MetricInputError, match=r"^values has no finite value to aggregate$"):
+        bootstrap_ci([math.nan, math.inf])
+
+
+@pytest.mark.parametrize(("a", "b", "higher", "better", "median"), [
+    ([0.5] * 9, [0.0] * 9, True, "a", 0.5),         # 0 < median < 1
+    ([0.5] * 9, [0.0] * 9, False, "b", 0.5),        # lower is better (RMSE): b wins
+    ([0.0] * 10 + [1.0] * 9, [0.0] * 19, True, "a", 0.0),   # median 0: the mean decides
+    ([1.0] * 14 + [-20.0], [0.0] * 15, True, "a", 1.0),     # the median decides, not the mean
+])
+def test_wilcoxon_direction_follows_the_median_then_the_mean(a, b, higher, better, median):
+    res = paired_wilcoxon(a, b, higher_is_better=higher)
+    assert res.p_value < 0.05 and (res.better, res.median_difference) == (better, median)
+
+
+def test_wilcoxon_error_message_is_exact():
+    with pytest.raises(MetricInputError, match=r"^paired values must be non-empty and finite$"):
+        paired_wilcoxon([math.nan], [1.0])
+    with pytest.raises(MetricInputError, match=r"^paired values must have the same length, got "
+                                               r"2 and 1$"):
+        paired_wilcoxon([1.0, 2.0], [1.0])
