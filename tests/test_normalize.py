@@ -79,3 +79,14 @@ def test_stats_dict_round_trip_converts_to_floats():
     assert isinstance(n.ntl_mean, float) and isinstance(n.dmo_std, tuple)
     with pytest.raises(ConfigError, match="expected one of lr_ntl, hr_ntl, dmo, dem, isp"):
         n.denormalize("ndvi", np.zeros(3))
+
+
+def test_torch_and_numpy_agree_exactly_in_float64():
+    """The per-band statistics are used in the input's dtype: float64 in, float64 maths out."""
+    x = np.random.default_rng(1).gamma(1.0, 0.1, size=(7, 3, 3))
+    t = torch.from_numpy(x)
+    y = NORM.normalize("dmo", x)
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(NORM.normalize("dmo", t).numpy(), y)
+    np.testing.assert_array_equal(NORM.denormalize("dmo", torch.from_numpy(y)).numpy(),
+                                  NORM.denormalize("dmo", y))
