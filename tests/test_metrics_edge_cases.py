@@ -366,3 +366,12 @@ def test_wilcoxon_error_message_is_exact():
     with pytest.raises(MetricInputError, match=r"^paired values must have the same length, got "
                                                r"2 and 1$"):
         paired_wilcoxon([1.0, 2.0], [1.0])
+
+
+def test_a_data_range_below_one_is_valid_and_small_images_are_named():
+    x = smooth(16) / 100.0
+    assert psnr(x, x + 0.01, 0.5) == pytest.approx(10 * math.log10(0.25 / 1e-4))
+    assert 0.0 < ssim(x, x + 0.01, 0.5) < 1.0
+    with pytest.raises(MetricInputError, match=r"^SSIM needs images of at least 11x11 pixels, "
+                                               r"got 8x20$"):
+        ssim(np.zeros((8, 20)), np.zeros((8, 20)), 1.0)
