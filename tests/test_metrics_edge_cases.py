@@ -375,3 +375,18 @@ def test_a_data_range_below_one_is_valid_and_small_images_are_named():
     with pytest.raises(MetricInputError, match=r"^SSIM needs images of at least 11x11 pixels, "
                                                r"got 8x20$"):
         ssim(np.zeros((8, 20)), np.zeros((8, 20)), 1.0)
+
+
+def test_correlation_stays_within_minus_one_and_one():
+    """Two units are always exactly on a line: r is ±1 even where rounding gives 1 ± 2e-16."""
+    up = agreement(np.array([61.53851114812539, 38.367755426188346]),
+                   np.array([99.7209935789211, 98.08353387762301]))
+    down = agreement(np.array([66.78894055713512, 95.84136317779519]),
+                     np.array([92.57145772144187, 74.82485033017541]))
+    assert up[0] == 1.0 and down[0] == -1.0
+
+
+def test_a_one_row_mosaic_is_too_small_for_ssim():
+    with pytest.raises(MetricInputError, match=r"^SSIM needs images of at least 11x11 pixels, "
+                                               r"got 1x20$"):
+        compute_regional_metrics(np.ones((1, 20)), np.ones((1, 20)), None, None)
