@@ -175,6 +175,7 @@ def test_seam_ratio_is_nan_when_a_set_is_empty():
     (70, 32, 32, (32, 38, 64)),   # starts 0, 32 and the last one moved back to 38
     (40, 24, 16, (16, 24)),       # starts 0, 16: the second tile already ends at 40
     (33, 32, 1, (1, 32)),         # starts 0, 1
+    (4, 1, 1, (1, 2, 3)),         # one-pixel tiles: every row is an edge
     (32, 32, 8, ()),              # one tile covers the image: no interior edge
     (20, 32, 32, ()),             # tile larger than the image
 ])
