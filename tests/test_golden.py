@@ -144,8 +144,11 @@ def test_ratio_fallback_on_few_clips_is_exact_and_seeded():
     the fallback is seeded like the requested split."""
     grid = [(r, c) for r in range(3) for c in range(4)]
     spec = SplitSpec(400, 20, 20, block=1, buffer=0, on_shortfall="ratio")
-    with pytest.warns(UserWarning, match="only 12 eligible clips: using 8:1:1 counts"):
+    with pytest.warns(UserWarning, match=r"^only 12 eligible clips: using 8:1:1 counts "
+                      r"\{'test': 1, 'val': 1, 'train': 10\} instead of the requested "
+                      r"\{'train': 400, 'val': 20, 'test': 20\}$") as record:
         res = split_clips(grid, (3, 4), spec, seed=1)
+    assert record[0].filename == __file__  # stacklevel 2: the warning points at the caller
     assert res.counts() == {"train": 10, "val": 1, "test": 1}
     with pytest.warns(UserWarning):
         assert split_clips(grid, (3, 4), spec, seed=1) == res

@@ -90,3 +90,11 @@ def test_torch_and_numpy_agree_exactly_in_float64():
     np.testing.assert_array_equal(NORM.normalize("dmo", t).numpy(), y)
     np.testing.assert_array_equal(NORM.denormalize("dmo", torch.from_numpy(y)).numpy(),
                                   NORM.denormalize("dmo", y))
+
+
+def test_torch_in_torch_out():
+    t = torch.full((1, 2, 2), 3.0)
+    for name in ("hr_ntl", "dmo", "dem"):
+        x = t.expand(7, 2, 2).clone() if name == "dmo" else t
+        y = NORM.normalize(name, x)
+        assert isinstance(y, torch.Tensor) and isinstance(NORM.denormalize(name, y), torch.Tensor)
