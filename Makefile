@@ -73,7 +73,7 @@ MUTATION_MODULES ?= deeplightmd.build.splits deeplightmd.build.windows deeplight
 	benchmarks.metrics.regional benchmarks.metrics.consistency benchmarks.metrics.stats \
 	benchmarks.leaderboard.board benchmarks.leaderboard.compare
 MUTATION_JOBS ?= 2
-mutation: $(STAMP)  ## mutation score per core module (mutmut, ~1 h on 2 cores; not part of make test)
+mutation: $(STAMP)  ## mutation score per core module (mutmut, 1-2 h on 2 cores; not part of make test)
 	test -x $(VENV)/bin/mutmut || $(PY) -m pip install -q -e ".[mutation]"
 	for m in $(MUTATION_MODULES); do \
 	  nice $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) "$$m.*" || exit 1; \
