@@ -10,7 +10,7 @@ STAMP := $(VENV)/.deeplight-installed
 DEMO_DIR ?= demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: help install store demo bench-all test lint bench-speed clean
+.PHONY: help install store demo bench-all test lint bench-speed mutation clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -66,6 +66,19 @@ bench-speed: $(STAMP)  ## speed/memory suite: build, loader, inference, regional
 lint: $(STAMP)  ## ruff (installs the dev extra on first use)
 	test -x $(VENV)/bin/ruff || $(PY) -m pip install -q -e ".[dev]"
 	$(VENV)/bin/ruff check deeplightmd benchmarks baselines deeplightsr tests
+
+# modules mutated by `make mutation` ([tool.mutmut] in pyproject.toml); MUTATION_JOBS workers
+MUTATION_MODULES ?= deeplightmd.build.splits deeplightmd.build.windows deeplightmd.build.grid \
+	deeplightmd.build.manifest deeplightmd.normalize benchmarks.metrics.pixel \
+	benchmarks.metrics.regional benchmarks.metrics.consistency benchmarks.metrics.stats \
+	benchmarks.leaderboard.board benchmarks.leaderboard.compare
+MUTATION_JOBS ?= 2
+mutation: $(STAMP)  ## mutation score per core module (mutmut, 1-2 h on 2 cores; not part of make test)
+	test -x $(VENV)/bin/mutmut || $(PY) -m pip install -q -e ".[mutation]"
+	for m in $(MUTATION_MODULES); do \
+	  nice $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) "$$m.*" || exit 1; \
+	done
+	$(PY) tests/mutation/report.py
 
 clean:  ## remove the demo outputs (keeps .venv)
 	rm -rf $(DEMO_DIR)

@@ -174,6 +174,16 @@ def test_domain_of_exactly_one_clip_survives_float_rounding():
     top = -2096465.9878739717
     assert top - (top - size) < size
     grid = make_grid(CRS.from_user_input(ALBERS_CHINA), 30.0, 8, 3, (0.0, top - size, size, top))
-    assert grid.n_cols >= 1 and grid.n_rows >= 1
+    assert (grid.n_rows, grid.n_cols) == (2, 1)  # one column; the top is off the lattice: 2 rows
+    assert (grid.origin_x, grid.origin_y) == (0.0, -2911 * size)
     with pytest.raises(ConfigError, match="smaller than one clip"):
         make_grid(CRS.from_user_input(ALBERS_CHINA), 30.0, 8, 3, (0.0, top - 0.9 * size, size, top))
+
+
+def test_domain_of_whole_clips_a_few_ulps_long_has_no_extra_clip():
+    """``0.1 · 3 · 2 = 0.6000000000000001`` is a few ulps beyond 3 clips of ``0.1 · 2 = 0.2``:
+    still exactly 3 × 3 clips (the tolerance in the clip counts), not 4."""
+    size, right = 0.1 * 2, 0.1 * 3 * 2
+    assert right / size > 3
+    grid = make_grid(CRS.from_user_input(ALBERS_CHINA), 0.1, 2, 1, (0.0, -right, right, 0.0))
+    assert (grid.n_rows, grid.n_cols, grid.origin_x, grid.origin_y) == (3, 3, 0.0, 0.0)

@@ -108,6 +108,21 @@ def test_workers_and_repeat_builds_give_the_same_fingerprint(tiny_store, tiny_wo
     assert attrs["build"]["workers"] == 2
 
 
+#: fingerprint of the ``tiny`` preset built from the ``tiny`` world (seed 0)
+TINY_FINGERPRINT = "54e7f3a61bb1c7a00419edf152c5ac81d46fece3a8fd303e9b5acdce68ba85b4"
+
+
+def test_tiny_store_fingerprint_is_golden(tiny_store):
+    """The whole store — attrs (format and toolkit version, manifest, grid, split counts,
+    sources), which clips are in which split, and every value — against a golden fingerprint.
+
+    Every benchmark number depends on it. Update ``TINY_FINGERPRINT`` only deliberately, in a
+    commit whose message gives the reason (a format or toolkit version change, a new synthetic
+    world, a changed split or resampling rule); never to make an unexplained change pass.
+    """
+    assert read_store_attrs(tiny_store)["fingerprint"] == TINY_FINGERPRINT
+
+
 def test_resume_after_sigkill_gives_the_same_fingerprint(tiny_store, tiny_world, tmp_path):
     out = tmp_path / "killed.zarr"
     cmd = [sys.executable, "-m", "deeplightmd.cli", "build", "--preset", "tiny", "--world",

@@ -38,3 +38,63 @@ def test_errors():
     with pytest.raises(ConfigError, match="std values must be finite and > 0"):
         Normalizer(ntl_std=0.0)
     assert Normalizer.from_dict(NORM.to_dict()) == NORM
+
+
+def test_negative_radiance_counts_as_zero_both_ways():
+    for x in (np.array([[[-5.0, 0.0]]]), torch.tensor([[[-5.0, 0.0]]], dtype=torch.float64)):
+        y = NORM.normalize("lr_ntl", x)
+        np.testing.assert_allclose(np.asarray(y), (0.0 - 1.2) / 0.8)
+        back = NORM.denormalize("hr_ntl", y - 10.0)  # far below log1p(0): clamped to 0
+        assert np.asarray(back).tolist() == [[[0.0, 0.0]]]
+
+
+def test_dem_and_isp_by_hand_and_dtypes_kept():
+    x = np.array([[[230.0, 70.0]]], dtype=np.float32)
+    np.testing.assert_allclose(NORM.normalize("dem", x), [[[1.0, -1.0]]])
+    np.testing.assert_allclose(NORM.denormalize("dem", np.array([[[1.0]]])), [[[230.0]]])
+    isp = np.array([[[0.0, 1.0]]])
+    assert NORM.normalize("isp", isp) is isp and NORM.denormalize("isp", isp) is isp
+    d = torch.ones((7, 2, 2), dtype=torch.float32)
+    out = NORM.normalize("dmo", d)
+    assert out.dtype == torch.float32 and out.shape == (7, 2, 2)
+    np.testing.assert_allclose(out[:, 0, 0].numpy(),
+                               (1 - np.array(NORM.dmo_mean)) / np.array(NORM.dmo_std), rtol=1e-6)
+    np.testing.assert_allclose(NORM.denormalize("dmo", out).numpy(), d.numpy(), rtol=1e-6)
+    assert NORM.normalize("dmo", np.ones((7, 1, 1), dtype=np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("bad", [{"ntl_std": -1.0}, {"dem_std": np.inf}, {"dem_std": np.nan},
+                                 {"dmo_std": (1.0,) * 6 + (0.0,)}])
+def test_every_std_must_be_finite_and_positive(bad):
+    with pytest.raises(ConfigError, match="normalisation std values must be finite and > 0"):
+        Normalizer(**bad)
+
+
+def test_stats_dict_round_trip_converts_to_floats():
+    d = {"ntl_mean": 1, "ntl_std": 2, "dmo_mean": [0] * 7, "dmo_std": [1] * 7, "dem_mean": 3,
+         "dem_std": 4}
+    n = Normalizer.from_dict(d)
+    assert n.to_dict() == {"ntl_mean": 1.0, "ntl_std": 2.0, "dmo_mean": [0.0] * 7,
+                           "dmo_std": [1.0] * 7, "dem_mean": 3.0, "dem_std": 4.0}
+    assert isinstance(n.ntl_mean, float) and isinstance(n.dmo_std, tuple)
+    with pytest.raises(ConfigError, match="expected one of lr_ntl, hr_ntl, dmo, dem, isp"):
+        n.denormalize("ndvi", np.zeros(3))
+
+
+def test_torch_and_numpy_agree_exactly_in_float64():
+    """The per-band statistics are used in the input's dtype: float64 in, float64 maths out."""
+    x = np.random.default_rng(1).gamma(1.0, 0.1, size=(7, 3, 3))
+    t = torch.from_numpy(x)
+    y = NORM.normalize("dmo", x)
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(NORM.normalize("dmo", t).numpy(), y)
+    np.testing.assert_array_equal(NORM.denormalize("dmo", torch.from_numpy(y)).numpy(),
+                                  NORM.denormalize("dmo", y))
+
+
+def test_torch_in_torch_out():
+    t = torch.full((1, 2, 2), 3.0)
+    for name in ("hr_ntl", "dmo", "dem"):
+        x = t.expand(7, 2, 2).clone() if name == "dmo" else t
+        y = NORM.normalize(name, x)
+        assert isinstance(y, torch.Tensor) and isinstance(NORM.denormalize(name, y), torch.Tensor)

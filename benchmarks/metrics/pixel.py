@@ -23,6 +23,12 @@ SSIM_SIGMA = 1.5
 SSIM_WIN = 11
 
 
+def check_data_range(data_range: float) -> None:
+    """Raise :class:`MetricInputError` unless ``data_range`` is a finite number > 0."""
+    if not (np.isfinite(data_range) and data_range > 0):
+        raise MetricInputError(f"data_range must be a finite number > 0, got {data_range}")
+
+
 def mse(sr: np.ndarray, hr: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean squared error over the (masked) pixels."""
     a, b = as_pair(sr, hr)
@@ -48,10 +54,9 @@ def psnr(sr: np.ndarray, hr: np.ndarray, data_range: float, mask: np.ndarray | N
 
     The images are used as given (clip them to ``[0, data_range]`` first, as
     :func:`pixel_metrics` does). ``MSE = 0`` gives ``inf``, or ``max_db`` when set; any value is
-    capped at ``max_db`` when set.
+    capped at ``max_db`` when set. A ``data_range`` that is not finite and > 0 is an error.
     """
-    if not data_range > 0:
-        raise MetricInputError(f"data_range must be > 0, got {data_range}")
+    check_data_range(data_range)
     err = mse(sr, hr, mask)
     value = float("inf") if err == 0 else 10.0 * np.log10(data_range**2 / err)
     return float(min(value, max_db)) if max_db is not None else float(value)
@@ -64,13 +69,14 @@ def ssim(sr: np.ndarray, hr: np.ndarray, data_range: float,
     Uses :func:`skimage.metrics.structural_similarity` with Gaussian weights (σ = 1.5, 11×11),
     population covariances and K1 = 0.01, K2 = 0.03. The SSIM map is averaged over the pixels at
     least 5 px from the image border (as skimage does) and, with ``mask``, inside the mask.
+    A ``data_range`` that is not finite and > 0, or a mask with no pixel 5 px inside the border,
+    is an error.
     """
     a, b = as_pair(sr, hr)
     if min(a.shape) < SSIM_WIN:
         raise MetricInputError(f"SSIM needs images of at least {SSIM_WIN}x{SSIM_WIN} pixels, "
                                f"got {a.shape[0]}x{a.shape[1]}")
-    if not data_range > 0:
-        raise MetricInputError(f"data_range must be > 0, got {data_range}")
+    check_data_range(data_range)
     m = as_mask(mask, a.shape)
     _, smap = structural_similarity(b, a, data_range=data_range, gaussian_weights=True,
                                     sigma=SSIM_SIGMA, use_sample_covariance=False, full=True)

@@ -62,21 +62,38 @@ def admin_sums(image: np.ndarray, admin: np.ndarray, mask: np.ndarray
     return ids, sums[ids]
 
 
+#: sums whose spread is below this fraction of their largest magnitude count as all equal
+EQUAL_RTOL = 1e-12
+
+
+def is_constant(values: np.ndarray) -> bool:
+    """All ``values`` equal, up to float rounding (``ptp <= EQUAL_RTOL · max |v|``)."""
+    return float(np.ptp(values)) <= EQUAL_RTOL * float(np.abs(values).max())
+
+
 def agreement(pred: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     """Pearson ``r`` of ``pred`` vs ``ref`` and ``R² = 1 − Σ(ref − pred)² / Σ(ref − mean ref)²``.
 
     R² scores ``pred`` as a prediction of ``ref`` on the identity line (bias and scale errors
-    lower it), unlike ``r²``. Either is NaN when undefined (n < 2 or zero variance).
+    lower it), unlike ``r²``. Undefined values are NaN, never an error: both with fewer than 2
+    units; ``r`` when either side is constant, ``R²`` when ``ref`` is (constant: all values
+    equal up to float rounding, :func:`is_constant`, so equal sums that merely differ in the last
+    bits give NaN rather than a number made of rounding noise).
     """
     pred, ref = np.asarray(pred, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     if pred.size < 2:
         return float("nan"), float("nan")
+    if is_constant(ref):
+        return float("nan"), float("nan")
+    scale = max(float(np.abs(ref).max()), float(np.abs(pred).max()))
+    pred, ref = pred / scale, ref / scale  # r and R² are scale-free; no under/overflow below
     dp, dr = pred - pred.mean(), ref - ref.mean()
     ss_tot = float((dr**2).sum())
-    denom = float(np.sqrt((dp**2).sum() * ss_tot))
-    r = float((dp * dr).sum()) / denom if denom > 0 else float("nan")
-    r2 = 1.0 - float(((ref - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
-    return r, r2
+    r2 = 1.0 - float(((ref - pred) ** 2).sum()) / ss_tot
+    if is_constant(pred):
+        return float("nan"), r2
+    r = float((dp * dr).sum()) / float(np.sqrt((dp**2).sum() * ss_tot))
+    return float(np.clip(r, -1.0, 1.0)), r2
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import pyproj
 from affine import Affine
 from rasterio.crs import CRS
 
@@ -96,13 +97,25 @@ class TargetGrid:
 
 
 def parse_crs(text: str) -> CRS:
-    """A CRS from a PROJ string, EPSG code or WKT, with a one-line error."""
-    try:
+    """A projected CRS in metres from a PROJ string, EPSG code or WKT (docs/manifest.md).
+
+    Raises:
+        ConfigError: one line, for text that is no CRS, a geographic CRS (degrees: clips would
+            not be square on the ground, nor sums of light comparable) or other linear units.
+    """
+    try:  # pyproj first: GDAL would also log its own "ERROR 1: PROJ ..." line to stderr
+        pyproj.CRS.from_user_input(text)
         crs = CRS.from_user_input(text)
-    except Exception as exc:  # rasterio raises CRSError with a multi-line message
-        raise ConfigError(f"grid.crs {text!r} is not a valid CRS") from exc
+    except Exception as exc:  # CRSError, with a multi-line message
+        raise ConfigError(f"grid.crs {text!r} is not a valid CRS (expected a PROJ string, "
+                          "EPSG:n or WKT of a projected CRS in metres)") from exc
     if not crs.is_projected:
-        raise ConfigError(f"grid.crs must be a projected CRS in metres, got {text!r}")
+        raise ConfigError(f"grid.crs must be a projected CRS in metres, got {text!r} "
+                          "(geographic, in degrees)")
+    units, factor = crs.linear_units_factor
+    if factor != 1.0:
+        raise ConfigError(f"grid.crs must be a projected CRS in metres, got {text!r} "
+                          f"(in {units})")
     return crs
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from deeplightmd import yamlio
+from deeplightmd.build.grid import parse_crs
 from deeplightmd.daytime import resolve_bands
 from deeplightmd.errors import ConfigError, reject_unknown
 from deeplightmd.modalities import BUILTIN, Modality, manifest_modalities
@@ -316,6 +317,9 @@ def validate_manifest(m: Manifest) -> None:
             raise ConfigError(f"sources.{name}.valid_range must be [low, high], "
                               f"got {s.valid_range}")
     g = m.grid
+    if not isinstance(g.crs, str):
+        raise ConfigError(f"grid.crs must be a string (PROJ, EPSG:n or WKT), got {g.crs!r}")
+    parse_crs(g.crs)
     if g.hr_pixel_size <= 0 or g.ratio < 1 or g.lr_clip < 1:
         raise ConfigError(f"grid needs hr_pixel_size > 0, ratio >= 1, lr_clip >= 1, got "
                           f"{g.hr_pixel_size}, {g.ratio}, {g.lr_clip}")

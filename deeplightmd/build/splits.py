@@ -4,8 +4,8 @@ Rules:
 
 * Only eligible clips are used (QA passed, not touching a held-out region).
 * ``test`` then ``val`` are drawn as compact square blocks of ``block × block`` clips. A block is
-  chosen greedily: most usable clips first, then the fewest eligible clips lost to its buffer, then
-  a seeded random tie-break.
+  chosen greedily and lexicographically: most usable clips first (at most the number still
+  needed), then the fewest eligible clips lost to its buffer, then a seeded random tie-break.
 * Clips of different splits are at least ``buffer + 1`` clips apart (Chebyshev distance on the
   lattice), so no clip of one split touches a clip of another split when ``buffer >= 1``.
 * ``train`` takes a seeded random subset of what remains outside every buffer.
@@ -68,9 +68,10 @@ def _draw_blocks(free: np.ndarray, eligible: np.ndarray, n: int, block: int, buf
             break
         halo = _box_sum(np.pad(eligible & free, buffer).astype(np.int64), block + 2 * buffer)
         lost = halo[:free.shape[0], :free.shape[1]] - usable
-        score = np.minimum(usable, need) * 1e6 - lost * 1e3 + rng.random(usable.shape)
-        score[usable == 0] = -np.inf
-        r, c = np.unravel_index(int(np.argmax(score)), score.shape)
+        gain = np.where(usable > 0, np.minimum(usable, need), -1)
+        # lexicographic: most usable clips, then fewest lost, then the seeded random tie-break
+        order = np.lexsort((rng.random(usable.shape).ravel(), -lost.ravel(), gain.ravel()))
+        r, c = np.unravel_index(int(order[-1]), usable.shape)
         cells = [(i, j) for i in range(r, min(r + block, free.shape[0]))
                  for j in range(c, min(c + block, free.shape[1])) if free[i, j]]
         for i, j in cells[:need]:
@@ -112,7 +113,7 @@ def split_clips(eligible: list[tuple[int, int]], shape: tuple[int, int], spec: S
                               f"{spec.buffer}-clip buffer; lower splits.* or set "
                               "on_shortfall: ratio")
         total = sum(got.values())
-        for _ in range(50):  # shrink the 8:1:1 target until the buffers allow it
+        while total > 0:  # shrink the 8:1:1 target (5 % a step) until the buffers allow it
             n_vt = max(1, round(total / 10))
             want = {"train": max(1, total - 2 * n_vt), "val": n_vt, "test": n_vt}
             taken = _assign(mask, want, spec, np.random.default_rng(seed))
@@ -120,7 +121,7 @@ def split_clips(eligible: list[tuple[int, int]], shape: tuple[int, int], spec: S
             if got == want:
                 break
             total = int(total * 0.95)
-        if got != want or min(got.values()) == 0:
+        if got != want:  # even 1:1:1 does not fit
             raise ConfigError(f"too few clips to split: {len(eligible)} eligible clips, "
                               f"cannot place an 8:1:1 split with a {spec.buffer}-clip buffer")
         warnings.warn(f"only {len(eligible)} eligible clips: using 8:1:1 counts {got} instead "
