@@ -175,7 +175,7 @@ def _set(overrides: dict[str, dict[str, Any]], defaults: WorldConfig, key: str,
         current[int(parts[2])] = value
         target[name] = current
     else:
-        target[name] = int(round(value)) if isinstance(default, int) else value
+        target[name] = round(value) if isinstance(default, int) else value
 
 
 def world_overrides(family: Family, index: int) -> dict[str, dict[str, Any]]:

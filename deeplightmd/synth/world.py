@@ -192,7 +192,7 @@ def generate_world(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
         cover = add_built_up(natural, towns.isp)
         done("settlements")
         lights = build_lights(terrain, cover, towns, cfg.lights, cfg.settlements.isp_threshold,
-                              step_rng(seed, "lights"))
+                              step_rng(seed, "lights"), cfg.urban, step_rng(seed, "urban_light"))
         done("lights")
 
         hr = observe.render_hr_ntl(lights.hr_time, work, grids["hr_ntl"], cfg.lights,
