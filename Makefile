@@ -10,7 +10,7 @@ STAMP := $(VENV)/.deeplight-installed
 DEMO_DIR ?= demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: help install store demo bench-all test lint bench-speed clean
+.PHONY: help install store demo bench-all test lint bench-speed realism clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -62,6 +62,19 @@ test: $(STAMP)  ## run the test suite
 BENCH_SPEED_ARGS ?= --quick
 bench-speed: $(STAMP)  ## speed/memory suite: build, loader, inference, regional, RSS (JSON + Markdown table in out/speed)
 	$(PY) -m benchmarks.speed.run_all $(BENCH_SPEED_ARGS) --out-dir out/speed
+
+# realism report: `standard` family worlds 0..5 against every real VIIRS VNL v2 Shanghai year
+REAL_DIR ?= ../shared/data/real/shanghai_ntl_500m
+REALISM_WORLDS ?= 0 1 2 3 4 5
+REALISM_DIR ?= out/realism
+realism: $(STAMP)  ## synthesise standard worlds and compare them with real VIIRS (python -m deeplightmd.synth.realism)
+	for k in $(REALISM_WORLDS); do \
+	  test -f $(REALISM_DIR)/standard$$k/world.json || \
+	  $(CLI) synth $(REALISM_DIR)/standard$$k --family standard --index $$k -q --overwrite || exit 1; \
+	done
+	$(PY) -m deeplightmd.synth.realism $(addprefix $(REALISM_DIR)/standard,$(REALISM_WORLDS)) \
+	  $(addprefix --real ,$(wildcard $(REAL_DIR)/viirs_vnl_v2_annual/NTL_Shanghai_NPP-VIIRS_2013_2022_*.tif)) \
+	  --impervious $(REAL_DIR)/urban_extent_mgup/real_sh.tif --json $(REALISM_DIR)/realism.json
 
 lint: $(STAMP)  ## ruff (installs the dev extra on first use)
 	test -x $(VENV)/bin/ruff || $(PY) -m pip install -q -e ".[dev]"

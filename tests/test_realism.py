@@ -140,3 +140,17 @@ def test_shanghai_numbers_are_reported(real_data: Path, tiny_world: Path):
     real, = rep["real"]
     assert real["valid_px"] == 33812  # the MGUP mask (PROVENANCE.md)
     assert 0.8 < real["lit_fraction"] < 1.0 and real["urban_rural_ratio"] > 2
+
+
+def test_a_store_is_put_back_on_its_clip_grid(tiny_store: str, tiny_world: Path,
+                                              tmp_path: Path):
+    import zarr
+    root = zarr.open_group(tiny_store, mode="r")
+    n_clips = sum(root[s]["hr_ntl"].shape[0] for s in ("train", "val", "test"))
+    size = root["train"]["hr_ntl"].shape[-1]
+    real = tmp_path / "real.tif"  # 480 m pixels: 8 x 8 HR pixels of 60 m
+    _write(real, np.ones((30, 30)), "EPSG:32650", from_origin(500_000.0, 3_400_000.0, 480, 480))
+    rep = report([Path(tiny_store)], [real])
+    world, = rep["worlds"]
+    assert world["name"].startswith("store:") and world["factor"] == 8
+    assert world["valid_px"] == n_clips * (size // 8) ** 2
