@@ -160,7 +160,7 @@ def top_share(x: np.ndarray, share: float = 0.01) -> float:
     """Share of the total light carried by the brightest ``share`` of the pixels."""
     v = np.sort(np.maximum(x, 0.0))[::-1]
     total = v.sum()
-    n = max(int(round(share * v.size)), 1)
+    n = max(round(share * v.size), 1)
     return float(v[:n].sum() / total) if total > 0 else float("nan")
 
 
