@@ -66,6 +66,7 @@ def store_info(url: str) -> dict[str, Any]:
         "crs": grid["crs_wkt"][:60] + ("..." if len(grid["crs_wkt"]) > 60 else ""),
         "size_bytes": store_size(url), "sources": sources,
         "sensor_model": attrs.get("sensor_model"), "fingerprint": attrs.get("fingerprint"),
+        "worlds": attrs.get("worlds"),
     }
 
 
@@ -88,6 +89,10 @@ def format_info(info: dict[str, Any]) -> str:
     ]
     for name, items in info["sources"].items():
         lines += [f"  {name:<7} {item}" for item in items]
+    if info.get("worlds"):  # a multi-world store (deeplightmd.build.multiworld)
+        from deeplightmd.build.multiworld import format_worlds
+
+        lines += format_worlds(info["worlds"])
     lines.append(f"fingerprint  {info['fingerprint']}")
     return "\n".join(lines)
 
