@@ -10,7 +10,7 @@ STAMP := $(VENV)/.deeplight-installed
 DEMO_DIR ?= demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: help install store demo bench-all test lint bench-speed realism clean
+.PHONY: help install store demo bench-all bench-standard test lint bench-speed realism clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -55,6 +55,36 @@ bench-all: $(STAMP) $(DEMO_DIR)/.store-built  ## benchmark every registered meth
 	done
 	$(CLI) leaderboard --file $(LEADERBOARD) show
 	$(CLI) leaderboard --file $(LEADERBOARD) render --out $(DEMO_DIR)/site
+
+# the multi-world benchmark (deeplightmd/build/multiworld_presets/): `standard` (train/val from
+# standard worlds 0-7, test + 6 regions from standard worlds 8-9) and `generalization` (same
+# training worlds, test from shifted worlds 0-1). Learned methods are trained once on `standard`;
+# their checkpoints are evaluated on `generalization` (same train split, so the same statistics).
+BENCH_STD_DIR ?= out/bench-standard
+BENCH_STD_METHODS ?= bicubic downscale-gbrt edsr fusion-edsr djf deeplightsr
+BENCH_STD_SEEDS ?= 0 1 2
+BENCH_STD_DEVICE ?= auto
+BENCH_STD_BOARD := $(BENCH_STD_DIR)/leaderboard.json
+BENCH_STD = $(CLI) bench --device $(BENCH_STD_DEVICE) --leaderboard $(BENCH_STD_BOARD) --quiet
+
+$(BENCH_STD_DIR)/.built-%: | $(STAMP)
+	$(CLI) build --preset $* --out $(BENCH_STD_DIR)/$*.zarr --worlds-dir $(BENCH_STD_DIR)/worlds \
+	  --workers 2 --scheduler processes --overwrite
+	$(CLI) validate $(BENCH_STD_DIR)/$*.zarr
+	touch $@
+
+bench-standard: $(STAMP) $(BENCH_STD_DIR)/.built-standard $(BENCH_STD_DIR)/.built-generalization  ## build standard + generalization, bench 6 methods x seeds 0-2 on both (out/bench-standard)
+	@mkdir -p $(BENCH_STD_DIR)/standard $(BENCH_STD_DIR)/generalization
+	for m in $(BENCH_STD_METHODS); do for s in $(BENCH_STD_SEEDS); do \
+	  $(BENCH_STD) --method $$m --seed $$s --store $(BENCH_STD_DIR)/standard.zarr \
+	    --out $(BENCH_STD_DIR)/standard/$${m}_seed$$s.json || exit 1; \
+	  ckpt=$(BENCH_STD_DIR)/standard/$${m}_seed$$s.safetensors; \
+	  $(BENCH_STD) --method $$m --seed $$s --store $(BENCH_STD_DIR)/generalization.zarr \
+	    $$(test -f $$ckpt && echo --checkpoint $$ckpt) \
+	    --out $(BENCH_STD_DIR)/generalization/$${m}_seed$$s.json || exit 1; \
+	done; done
+	$(CLI) leaderboard --file $(BENCH_STD_BOARD) show
+	$(CLI) leaderboard --file $(BENCH_STD_BOARD) render --out $(BENCH_STD_DIR)/site
 
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q $(PYTEST_ARGS)
