@@ -44,6 +44,14 @@ def test_packaged_presets_meet_the_issue_sizes():
     assert {w.family for w in gen.test_worlds} == {"shifted"}
 
 
+def test_build_help_names_every_multiworld_preset():
+    result = CliRunner().invoke(cli, ["build", "--help"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and "--worlds-dir" in text
+    for name in mw.multiworld_presets():
+        assert name in text
+
+
 GOOD = {"manifest": "tiny",
         "train": {"family": "tiny", "indices": [0, 1], "clips_per_world": {"train": 4, "val": 1}},
         "test": {"family": "tiny", "indices": [2], "clips_per_world": {"test": 3}}}

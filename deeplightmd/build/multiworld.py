@@ -310,8 +310,9 @@ def _copy_regions(part: _Part, url: str) -> None:
 
 
 def _merge(preset: MultiWorldPreset, parts: list[_Part], url: str, worlds_dir: Path,
-           runner: Runner) -> dict[str, Any]:
-    """Write the merged store at ``url`` from the part stores; returns its final root attrs."""
+           runner: Runner, build: dict[str, Any]) -> dict[str, Any]:
+    """Write the merged store at ``url`` from the part stores; returns its final root attrs
+    (``build``: the unhashed record of how it was built)."""
     buffer = int(parts[0].attrs["manifest"]["splits"]["buffer"])
     grid = _stack(parts, buffer)
     attrs = _merged_attrs(preset, parts, grid, worlds_dir)
@@ -347,6 +348,7 @@ def _merge(preset: MultiWorldPreset, parts: list[_Part], url: str, worlds_dir: P
     attrs["stats"] = stats.to_dict()
     regions = {name: fp.region_digest(url, name) for name in attrs["regions"]}
     attrs["fingerprint"] = fp.combine(attrs, split_parts, regions)
+    attrs["build"] = build
     zstore.finish(url, attrs)
     return {**attrs, "complete": True}
 
@@ -403,7 +405,8 @@ def build_multiworld(preset_name: str, out: str, worlds_dir: Path | None = None,
             f"({', '.join(w.label for w in worlds)})")
         spent = runner.map(_synth_task, worlds, "worlds", worlds_dir)
         cached = sum(1 for s in spent if s == 0.0)
-        say(f"worlds ready ({cached} cached) in {time.perf_counter() - start:.1f} s")
+        timings = {"worlds": round(time.perf_counter() - start, 3)}
+        say(f"worlds ready ({cached} cached) in {timings['worlds']:.1f} s")
         work.mkdir(parents=True)
         parts = []
         roles = [(w, "train") for w in preset.train_worlds] + \
@@ -420,8 +423,11 @@ def build_multiworld(preset_name: str, out: str, worlds_dir: Path | None = None,
                 + (f"; regions {', '.join(attrs['regions'])}" if attrs["regions"] else "")
                 + f"; {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
+        timings["parts"] = round(t0 - start - timings["worlds"], 3)
         _remove(tmp)
-        attrs = _merge(preset, parts, str(tmp), worlds_dir, runner)
+        build = {"worlds_dir": str(worlds_dir), "workers": workers, "scheduler": runner.scheduler,
+                 "timings_s": timings, "worlds_cached": cached}
+        attrs = _merge(preset, parts, str(tmp), worlds_dir, runner, build)
         say(f"merged {len(parts)} part stores in {time.perf_counter() - t0:.1f} s")
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
