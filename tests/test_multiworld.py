@@ -136,6 +136,8 @@ def test_bad_multiworld_input_writes_nothing(standard_tiny, tmp_path, monkeypatc
                                      str(worlds), *args, "--quiet"])
         assert result.exit_code == 2 and match in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(cli, ["build", "--preset", "standrad", "--out", str(tmp_path / "z")])
+    assert result.exit_code == 2 and "multi-world preset ['generalization'" in result.output
     result = runner.invoke(cli, ["build", "--preset", "tiny", "--worlds-dir", str(worlds),
                                  "--out", str(tmp_path / "y.zarr")])
     assert result.exit_code == 2 and "--worlds-dir applies only" in result.output

@@ -34,6 +34,7 @@ def build(preset: str | None, manifest_path: str | None, out: str, world: Path |
           overwrite: bool, quiet: bool) -> None:
     """Build a DeepLightMD Zarr store from a manifest (reproject, cut clips, split, write)."""
     from deeplightmd.build import build_store, load_manifest
+    from deeplightmd.build.manifest import list_presets
     from deeplightmd.build.multiworld import build_multiworld, multiworld_presets
 
     if (preset is None) == (manifest_path is None):
@@ -50,6 +51,10 @@ def build(preset: str | None, manifest_path: str | None, out: str, world: Path |
         if worlds_dir is not None:
             raise ConfigError("--worlds-dir applies only to the multi-world presets "
                               f"{multiworld_presets()}")
+        if (preset is not None and preset not in list_presets()
+                and Path(preset).suffix not in (".yaml", ".yml") and not Path(preset).exists()):
+            raise ConfigError(f"unknown preset {preset!r}; expected one of {list_presets()}, a "
+                              f"multi-world preset {multiworld_presets()} or a manifest .yaml path")
         manifest = load_manifest(preset or manifest_path, world_dir=world)
         attrs = build_store(manifest, out, workers=workers, scheduler=scheduler, resume=resume,
                             overwrite=overwrite, progress=not quiet)
