@@ -10,7 +10,7 @@ STAMP := $(VENV)/.deeplight-installed
 DEMO_DIR ?= demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: help install store demo bench-all test lint bench-speed mutation clean
+.PHONY: help install store demo bench-all bench-standard test lint bench-speed realism mutation clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -56,12 +56,55 @@ bench-all: $(STAMP) $(DEMO_DIR)/.store-built  ## benchmark every registered meth
 	$(CLI) leaderboard --file $(LEADERBOARD) show
 	$(CLI) leaderboard --file $(LEADERBOARD) render --out $(DEMO_DIR)/site
 
+# the multi-world benchmark (deeplightmd/build/multiworld_presets/): `standard` (train/val from
+# standard worlds 0-7, test + 6 regions from standard worlds 8-9) and `generalization` (same
+# training worlds, test from shifted worlds 0-1). Learned methods are trained once on `standard`;
+# their checkpoints are evaluated on `generalization` (same train split, so the same statistics).
+BENCH_STD_DIR ?= out/bench-standard
+BENCH_STD_METHODS ?= bicubic downscale-gbrt edsr fusion-edsr djf deeplightsr
+BENCH_STD_SEEDS ?= 0 1 2
+BENCH_STD_DEVICE ?= auto
+BENCH_STD_BOARD := $(BENCH_STD_DIR)/leaderboard.json
+BENCH_STD = $(CLI) bench --device $(BENCH_STD_DEVICE) --leaderboard $(BENCH_STD_BOARD) --quiet
+
+$(BENCH_STD_DIR)/.built-%: | $(STAMP)
+	$(CLI) build --preset $* --out $(BENCH_STD_DIR)/$*.zarr --worlds-dir $(BENCH_STD_DIR)/worlds \
+	  --workers 2 --scheduler processes --overwrite
+	$(CLI) validate $(BENCH_STD_DIR)/$*.zarr
+	touch $@
+
+bench-standard: $(STAMP) $(BENCH_STD_DIR)/.built-standard $(BENCH_STD_DIR)/.built-generalization  ## build standard + generalization, bench 6 methods x seeds 0-2 on both (out/bench-standard)
+	@mkdir -p $(BENCH_STD_DIR)/standard $(BENCH_STD_DIR)/generalization
+	for m in $(BENCH_STD_METHODS); do for s in $(BENCH_STD_SEEDS); do \
+	  $(BENCH_STD) --method $$m --seed $$s --store $(BENCH_STD_DIR)/standard.zarr \
+	    --out $(BENCH_STD_DIR)/standard/$${m}_seed$$s.json || exit 1; \
+	  ckpt=$(BENCH_STD_DIR)/standard/$${m}_seed$$s.safetensors; \
+	  $(BENCH_STD) --method $$m --seed $$s --store $(BENCH_STD_DIR)/generalization.zarr \
+	    $$(test -f $$ckpt && echo --checkpoint $$ckpt) \
+	    --out $(BENCH_STD_DIR)/generalization/$${m}_seed$$s.json || exit 1; \
+	done; done
+	$(CLI) leaderboard --file $(BENCH_STD_BOARD) show
+	$(CLI) leaderboard --file $(BENCH_STD_BOARD) render --out $(BENCH_STD_DIR)/site
+
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 BENCH_SPEED_ARGS ?= --quick
 bench-speed: $(STAMP)  ## speed/memory suite: build, loader, inference, regional, RSS (JSON + Markdown table in out/speed)
 	$(PY) -m benchmarks.speed.run_all $(BENCH_SPEED_ARGS) --out-dir out/speed
+
+# realism report: `standard` family worlds 0..5 against every real VIIRS VNL v2 Shanghai year
+REAL_DIR ?= ../shared/data/real/shanghai_ntl_500m
+REALISM_WORLDS ?= 0 1 2 3 4 5
+REALISM_DIR ?= out/realism
+realism: $(STAMP)  ## synthesise standard worlds and compare them with real VIIRS (python -m deeplightmd.synth.realism)
+	for k in $(REALISM_WORLDS); do \
+	  test -f $(REALISM_DIR)/standard$$k/world.json || \
+	  $(CLI) synth $(REALISM_DIR)/standard$$k --family standard --index $$k -q --overwrite || exit 1; \
+	done
+	$(PY) -m deeplightmd.synth.realism $(addprefix $(REALISM_DIR)/standard,$(REALISM_WORLDS)) \
+	  $(addprefix --real ,$(wildcard $(REAL_DIR)/viirs_vnl_v2_annual/NTL_Shanghai_NPP-VIIRS_2013_2022_*.tif)) \
+	  --impervious $(REAL_DIR)/urban_extent_mgup/real_sh.tif --json $(REALISM_DIR)/realism.json
 
 lint: $(STAMP)  ## ruff (installs the dev extra on first use)
 	test -x $(VENV)/bin/ruff || $(PY) -m pip install -q -e ".[dev]"

@@ -83,6 +83,7 @@ def store_info(url: str) -> dict[str, Any]:
                        for name, m in store_modalities(attrs).items()},
         "size_bytes": store_size(url), "sources": sources,
         "sensor_model": attrs.get("sensor_model"), "fingerprint": attrs.get("fingerprint"),
+        "worlds": attrs.get("worlds"),
     }
 
 
@@ -109,6 +110,10 @@ def format_info(info: dict[str, Any]) -> str:
     lines += ["sources"]
     for name, items in info["sources"].items():
         lines += [f"  {name:<7} {item}" for item in items]
+    if info.get("worlds"):  # a multi-world store (deeplightmd.build.multiworld)
+        from deeplightmd.build.multiworld import format_worlds
+
+        lines += format_worlds(info["worlds"])
     lines.append(f"fingerprint  {info['fingerprint']}")
     return "\n".join(lines)
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 import rasterio
 
+from deeplightmd.errors import ConfigError
 from deeplightmd.synth.config import PRESETS
-from deeplightmd.synth.world import generate_world
+from deeplightmd.synth.families import family_names
+from deeplightmd.synth.world import generate_family_world, generate_world
 
 
 def _human_size(n_bytes: int) -> str:
@@ -48,18 +50,25 @@ def summary_table(out_dir: Path, files: dict[str, list[str]]) -> str:
 
 @click.command("synth")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--preset", default="tiny", show_default=True,
+@click.option("--preset", default=None,
               help=f"World size: {', '.join(PRESETS)} (tiny: seconds, ~0.45°x0.35°; demo: "
-                   "~1.3°x1.05°, about a minute; large: ~2.4°x2.0°, for speed benchmarks).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Random seed; the same seed gives byte-identical files.")
+                   "~1.3°x1.05°, about a minute; large: ~2.4°x2.0°, for speed benchmarks). "
+                   "Default: tiny.")
+@click.option("--seed", default=None, type=click.IntRange(min=0),
+              help="Random seed; the same seed gives byte-identical files. Default: 0.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML/JSON file overriding preset fields, e.g. '{settlements: "
                    "{n_settlements: 60}, sensor: {gain: 0.9}}'.")
+@click.option("--family", default=None,
+              help=f"Draw world --index of a world family ({', '.join(family_names())}): sensor "
+                   "and landscape parameters from the ranges of the family's YAML "
+                   "(deeplightmd/synth/family_specs/); excludes --preset/--seed/--config.")
+@click.option("--index", "index", default=None, type=click.IntRange(min=0),
+              help="Which world of --family (deterministic in family and index).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it exists and is not empty.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def synth(out_dir: Path, preset: str, seed: int, config_file: Path | None, overwrite: bool,
-          quiet: bool) -> None:
+def synth(out_dir: Path, preset: str | None, seed: int | None, config_file: Path | None,
+          family: str | None, index: int | None, overwrite: bool, quiet: bool) -> None:
     """Write a deterministic synthetic multi-sensor world to OUT_DIR.
 
     \b
@@ -74,9 +83,23 @@ def synth(out_dir: Path, preset: str, seed: int, config_file: Path | None, overw
     Files are written to a temporary folder and moved into place only when complete.
     See docs/synthetic-world.md.
     """
-    meta = generate_world(out_dir, preset=preset, seed=seed, config=config_file,
-                          overwrite=overwrite, progress=not quiet)
+    if family is None and index is not None:
+        raise ConfigError("--index needs --family")
+    if family is not None:
+        if preset is not None or seed is not None or config_file is not None:
+            raise ConfigError("--family excludes --preset, --seed and --config "
+                              "(the family's YAML sets them)")
+        if index is None:
+            raise ConfigError("--family needs --index K (a non-negative integer)")
+        meta = generate_family_world(out_dir, family, index, overwrite=overwrite,
+                                     progress=not quiet)
+        what = f"{family} family world {index} (seed {meta['seed']})"
+    else:
+        seed = 0 if seed is None else seed
+        meta = generate_world(out_dir, preset=preset or "tiny", seed=seed, config=config_file,
+                              overwrite=overwrite, progress=not quiet)
+        what = f"{meta['preset']} world (seed {seed})"
     out = out_dir.expanduser().absolute()
-    click.echo(f"wrote {meta['preset']} world (seed {seed}) to {out} in "
+    click.echo(f"wrote {what} to {out} in "
                f"{meta['stats']['generation_seconds']:.1f} s")
     click.echo(summary_table(out, meta["files"]))

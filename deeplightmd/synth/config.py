@@ -287,6 +287,63 @@ class LightsConfig:
 
 
 @dataclass(frozen=True)
+class UrbanLightConfig:
+    """Opt-in structure of the HR light field (all off by default; see ``urbanlight.py``).
+
+    Attributes:
+        street_spacing_m: spacing of the street grid inside built-up land (m); 0 = no grid.
+        street_contrast: street pixels get ``1 + street_contrast``, block interiors
+            ``1 - street_contrast / 2`` of the settlement radiance.
+        minor_road_radiance: radiance of the minor (inter-village) roads; 0 = dark.
+        core_boost: commercial / transport cores (built-up density ≥ ``core_density`` of
+            settlements of at least ``core_population``) are ``1 + core_boost`` times brighter.
+        core_density: built-up density above which a pixel belongs to a core.
+        core_population: smallest settlement with a bright core.
+        park_fraction: share of the built-up land turned into dark parks (× 0.05).
+        radiance_sigma: σ of a mean-1 log-normal per-pixel factor on settlement light
+            (heavy-tailed radiance: single bright facades, stadiums, billboards).
+        villages_per_km2: lit hamlets per km² of open land (cropland, grass, bare) outside ISP.
+        village_radiance: median radiance of a hamlet (log-normal, σ = 0.6).
+        glow_fraction: share of all light scattered into a Gaussian glow (adjacency effect).
+        glow_sigma_m: σ of that glow (m).
+    """
+
+    street_spacing_m: float = 0.0
+    street_contrast: float = 0.8
+    minor_road_radiance: float = 0.0
+    core_boost: float = 0.0
+    core_density: float = 0.85
+    core_population: float = 50_000.0
+    park_fraction: float = 0.0
+    radiance_sigma: float = 0.0
+    villages_per_km2: float = 0.0
+    village_radiance: float = 6.0
+    glow_fraction: float = 0.0
+    glow_sigma_m: float = 400.0
+
+    def __post_init__(self) -> None:
+        s = "urban"
+        for name in ("street_spacing_m", "minor_road_radiance", "core_boost", "core_population",
+                     "radiance_sigma", "villages_per_km2", "village_radiance"):
+            _require(s, name, getattr(self, name), 0.0)
+        _require(s, "street_contrast", self.street_contrast, 0.0, 1.9)
+        _require(s, "core_density", self.core_density, 0.0, 1.0)
+        _require(s, "park_fraction", self.park_fraction, 0.0, 0.6)
+        _require(s, "glow_fraction", self.glow_fraction, 0.0, 0.9)
+        _require(s, "glow_sigma_m", self.glow_sigma_m, 0.0, lo_open=True)
+        if 0.0 < self.street_spacing_m < 60.0:
+            raise ConfigError(f"urban.street_spacing_m must be 0 or >= 60, "
+                              f"got {self.street_spacing_m!r}")
+
+    @property
+    def enabled(self) -> bool:
+        """True when any layer is switched on."""
+        return any((self.street_spacing_m, self.minor_road_radiance, self.core_boost,
+                    self.park_fraction, self.radiance_sigma, self.villages_per_km2,
+                    self.glow_fraction))
+
+
+@dataclass(frozen=True)
 class DmoConfig:
     """Landsat-8-OLI-like surface reflectance.
 
@@ -327,11 +384,16 @@ class WorldConfig:
     lights: LightsConfig = field(default_factory=LightsConfig)
     dmo: DmoConfig = field(default_factory=DmoConfig)
     sensor: SensorModel = field(default_factory=SensorModel)
+    urban: UrbanLightConfig = field(default_factory=UrbanLightConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready nested dict (the ``params`` of ``world.json``)."""
-        d = {f.name: asdict(getattr(self, f.name)) for f in fields(self) if f.name != "sensor"}
+        """JSON-ready nested dict (the ``params`` of ``world.json``); the opt-in ``urban``
+        section only when it is switched on (so worlds without it keep their old metadata)."""
+        skip = ("sensor", "urban")
+        d = {f.name: asdict(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
         d["sensor"] = self.sensor.to_dict()
+        if self.urban.enabled:
+            d["urban"] = asdict(self.urban)
         return d
 
 

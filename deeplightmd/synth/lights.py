@@ -17,6 +17,10 @@ Time mismatch between the two acquisitions: on a grid of ``mismatch_block_m`` bl
 ``switch_off_fraction`` of the lit blocks is off (× 0.1) at the LR acquisition; a share
 ``switch_on_fraction`` of the dark new-build patches is lit at the LR acquisition; boats are
 elsewhere and flares burn with another intensity (log-normal, σ = 0.4).
+
+With an enabled :class:`~deeplightmd.synth.config.UrbanLightConfig` the street grid, cores,
+parks, heavy tail, minor roads, villages and glow of :mod:`deeplightmd.synth.urbanlight` are
+added (villages and minor roads max-composed with the roads; glow last, at both acquisitions).
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deeplightmd.synth.config import LightsConfig
+from deeplightmd.synth.config import LightsConfig, UrbanLightConfig
 from deeplightmd.synth.landcover import BARE, CROPLAND, FOREST
 from deeplightmd.synth.settlements import Settlements
 from deeplightmd.synth.terrain import Terrain
+from deeplightmd.synth.urbanlight import glow, urban_layers
 
 
 @dataclass
@@ -186,12 +191,21 @@ def _patch_mask(shape: tuple[int, int], patches: np.ndarray, water: np.ndarray) 
 
 
 def build_lights(terrain: Terrain, cover: np.ndarray, s: Settlements, cfg: LightsConfig,
-                 isp_threshold: float, rng: np.random.Generator) -> Lights:
-    """Compose the radiance truth at both acquisitions."""
+                 isp_threshold: float, rng: np.random.Generator,
+                 urban: UrbanLightConfig | None = None,
+                 urban_rng: np.random.Generator | None = None) -> Lights:
+    """Compose the radiance truth at both acquisitions (``urban`` layers drawn from
+    ``urban_rng`` when enabled)."""
     shape = cover.shape
     px = terrain.pixel
     town = settlement_radiance(s, cfg, isp_threshold)
     roads = np.where(s.major_roads, np.float32(cfg.lit_road_radiance), np.float32(0.0))
+    use_urban = urban is not None and urban.enabled
+    if use_urban:
+        assert urban is not None and urban_rng is not None
+        layers = urban_layers(terrain, cover, s, urban, urban_rng)
+        town = town * layers.town_factor
+        roads = np.maximum(roads, np.maximum(layers.minor_roads, layers.villages))
     ports = _ports(terrain, s, cfg, rng)
     port_level = np.float32(cfg.port_radiance)
     greenhouses = _greenhouses(cover, s, px, cfg, rng)
@@ -220,5 +234,8 @@ def build_lights(terrain: Terrain, cover: np.ndarray, s: Settlements, cfg: Light
     switched_off = _switch_blocks(shape, hr >= cfg.lit_threshold, block,
                                   cfg.switch_off_fraction, rng)
     lr = np.where(switched_off, lr * np.float32(0.1), lr).astype(np.float32)
+    if use_urban:
+        assert urban is not None
+        hr, lr = glow(hr, urban, px), glow(lr, urban, px)
     return Lights(hr, lr, ports, boats_hr > 0, flares_hr > 0, greenhouses, switched_off,
                   switched_on)

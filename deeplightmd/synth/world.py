@@ -141,7 +141,8 @@ def _clip_estimate(cfg: WorldConfig, work: Grid, tests: dict[str, Any]) -> int:
 
 def generate_world(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
                    config: WorldConfig | dict[str, Any] | str | Path | None = None,
-                   overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
+                   overwrite: bool = False, progress: bool = False,
+                   family: dict[str, Any] | None = None) -> dict[str, Any]:
     """Simulate a synthetic multi-sensor world and write it to ``out_dir``.
 
     Args:
@@ -152,6 +153,8 @@ def generate_world(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
             a full :class:`WorldConfig`).
         overwrite: replace an existing non-empty ``out_dir``.
         progress: show a progress bar on stderr.
+        family: for a world of a family, its record (name, index, seed, drawn values), written
+            to ``world.json`` as ``family`` (see :func:`generate_family_world`).
 
     Returns:
         The content of ``world.json``.
@@ -189,7 +192,7 @@ def generate_world(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
         cover = add_built_up(natural, towns.isp)
         done("settlements")
         lights = build_lights(terrain, cover, towns, cfg.lights, cfg.settlements.isp_threshold,
-                              step_rng(seed, "lights"))
+                              step_rng(seed, "lights"), cfg.urban, step_rng(seed, "urban_light"))
         done("lights")
 
         hr = observe.render_hr_ntl(lights.hr_time, work, grids["hr_ntl"], cfg.lights,
@@ -275,6 +278,7 @@ def generate_world(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
             "regions_file": REGIONS_FILE,
             "admin_file": ADMIN_FILE,
             "test_regions": list(TEST_REGIONS),
+            **({"family": family} if family is not None else {}),
             "params": cfg.to_dict(),
             "stats": stats,
             "rasters": {name: {"crs": g.crs, "shape": list(g.shape), "res": list(g.res)}
@@ -333,3 +337,19 @@ def _world_stats(cfg: WorldConfig, lights: Any, towns: Any, cover: np.ndarray,
         "truth_corr_hr_ndbi": round(_corr(np.log1p(truth60), ndbi), 4),
         "clips_outside_test_regions": _clip_estimate(cfg, work, tests),
     }
+
+
+def generate_family_world(out_dir: str | Path, family: str, index: int, overwrite: bool = False,
+                          progress: bool = False) -> dict[str, Any]:
+    """Write world ``index`` of the packaged family ``family`` (deterministic in both).
+
+    Raises:
+        ConfigError: unknown family, bad index, output folder not writable or not empty.
+    """
+    from deeplightmd.synth.families import family_record, load_family, world_overrides
+
+    fam = load_family(family)
+    overrides = world_overrides(fam, index)
+    record = family_record(fam, index)
+    return generate_world(out_dir, preset=fam.preset, seed=record["seed"], config=overrides,
+                          overwrite=overwrite, progress=progress, family=record)

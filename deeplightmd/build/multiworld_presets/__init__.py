@@ -1,0 +1,1 @@
+"""Packaged multi-world presets (``deeplightmd build --preset standard``; see multiworld.py)."""

@@ -1,0 +1,1 @@
+"""Packaged world-family YAMLs (read by :mod:`deeplightmd.synth.families`)."""
