@@ -46,7 +46,7 @@ from deeplightmd.build.parallel import Runner
 from deeplightmd.build.pipeline import build_store, scan_store
 from deeplightmd.build.stats import TrainStats
 from deeplightmd.errors import ConfigError, StoreError, reject_unknown
-from deeplightmd.store_format import MODALITIES, REGIONS_GROUP, SPLITS
+from deeplightmd.store_format import REGIONS_GROUP, SPLITS, read_store_attrs, store_modalities
 
 PRESET_PACKAGE = "deeplightmd.build.multiworld_presets"
 PRESET_KEYS = ("name", "description", "manifest", "train", "test", "block", "seed")
@@ -211,12 +211,13 @@ def _copy_task(job: tuple[str, int, str, int, int], url: str,
     """Copy clips ``start:stop`` of ``split`` from a part store to index ``first`` of ``url``;
     returns each clip's (digest, train stats) as the single-world build summarises them."""
     split, first, part, start, stop = job
+    modalities = store_modalities(read_store_attrs(part))
     group = zarr.open_group(part, mode="r", use_consolidated=False, path=split)
-    values = {name: group[name][start:stop] for name in MODALITIES}
-    clips = [{name: v[k] if MODALITIES[name].bands > 1 else v[k][None]
+    values = {name: group[name][start:stop] for name in modalities}
+    clips = [{name: v[k] if modalities[name].bands > 1 else v[k][None]
               for name, v in values.items()} for k in range(stop - start)]
     zstore.write_clips(url, split, first, clips)
-    return [fp.summarize_clip(c, split == "train", lit_threshold) for c in clips]
+    return [fp.summarize_clip(c, split == "train", lit_threshold, modalities) for c in clips]
 
 
 @dataclass
