@@ -149,3 +149,21 @@ def test_atomic_write_replaces_whole_files_and_cleans_up_on_failure(tmp_path):
     row = row_from_results(make_results("m"))
     assert atomic.write_json({"rows": [row]}, target) == target
     assert json.loads(target.read_text())["rows"][0]["method"] == "m"
+
+
+def test_two_bench_runs_sharing_a_leaderboard_keep_both_rows(tiny_store, tmp_path):
+    """Two ``bench`` runs of one method and seed, started together on one leaderboard, keep both
+    rows: each run has its own run id, so the second adds a row instead of replacing the first
+    (the lock itself is exercised by the eight-adder test above, whose adds do overlap)."""
+    board = tmp_path / "lb.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "deeplightmd.cli", "bench", "--method",
+                               method, "--store", tiny_store, "--out", str(tmp_path / f"{i}.json"),
+                               "--leaderboard", str(board), "--quiet", "--max-test-clips", "2",
+                               "--tile", "16", "--overlap", "4"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, method in enumerate(("bicubic", "bicubic"))]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-1500:] for _, err in outputs]
+    rows = load_board(board)["rows"]
+    assert len(rows) == 2 and len({r["run_id"] for r in rows}) == 2
+    assert all("1 row(s) added" in out for out, _ in outputs), outputs
