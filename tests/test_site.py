@@ -94,6 +94,20 @@ def test_tier_column_shown_when_rows_have_tiers():
     assert "30.500 [" in table
 
 
+def test_provenance_shows_the_numerics_when_rows_have_them():
+    from benchmarks.leaderboard.site import provenance_table
+    row = row_from_results(make_results("a", [30.0, 31.0]))
+    row["hardware"].update(threads=2, interop_threads=4, cpu_capability="AVX2",
+                           cpu_flags=["avx2", "fma"], onednn="3.12.0")
+    old = {**row, "method": "old", "hardware": {k: row["hardware"][k]
+                                                for k in ("device", "cpu", "gpu", "torch")}}
+    table = provenance_table(group_rows([row, old])[0])
+    assert "<th>ISA</th>" in table and "<th>oneDNN</th>" in table
+    cells = re.findall(r"<tr>(.*?)</tr>", table)   # header, a, old
+    assert "<td>2 (+4 interop)</td><td>AVX2 (avx2, fma)</td><td>3.12.0</td>" in cells[1]
+    assert "<td>–</td><td>–</td><td>–</td>" in cells[2]   # recorded before: shown as unknown
+
+
 def test_reported_claim_against_reproduced_gain(tmp_path: Path):
     rows = [row_from_results(make_results("deeplightsr", [30.0, 32.0])),
             row_from_results(make_results("bicubic", [27.0, 27.0])),

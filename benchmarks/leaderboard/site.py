@@ -316,10 +316,26 @@ def reported_section(groups: Sequence[Group]) -> str:
     return "\n".join(lines)
 
 
+def threads_text(hw: Mapping[str, Any]) -> str:
+    """``2 (+2 interop)`` from a hardware record; ``–`` for rows recorded without threads."""
+    if hw.get("threads") is None:
+        return "–"
+    interop = hw.get("interop_threads")
+    return f"{hw['threads']}" + (f" (+{interop} interop)" if interop is not None else "")
+
+
+def isa_text(hw: Mapping[str, Any]) -> str:
+    """Torch's dispatch ISA and the CPU's vector flags, e.g. ``AVX512 (avx2, avx512f, …)``."""
+    capability, flags = hw.get("cpu_capability"), hw.get("cpu_flags") or []
+    if capability is None and not flags:
+        return "–"
+    return " ".join(p for p in (capability or "", f"({', '.join(flags)})" if flags else "") if p)
+
+
 def provenance_table(group: Group) -> str:
     """Fingerprint, budget, seeds, steps, hardware, commit and date of every row of a group."""
     header = ["method", "version", "budget", "seeds", "steps", "device", "CPU", "GPU", "torch",
-              "threads", "train s", "commit", "date"]
+              "threads", "ISA", "oneDNN", "train s", "commit", "date"]
     lines = [f"<p>Dataset <code>{_esc(group.rows[0]['dataset']['name'])}</code>, store "
              f"fingerprint <code>{_esc(group.fingerprint or 'none')}</code>.</p>",
              "<table class=\"provenance\"><tr>" + "".join(f"<th>{h}</th>" for h in header)
@@ -330,7 +346,8 @@ def provenance_table(group: Group) -> str:
         cells = [row["method"], row.get("version", ""), protocol.get("budget"),
                  ",".join(map(str, seeds_of(row))) or "–", protocol.get("steps", "–"),
                  hw.get("device"), hw.get("cpu"), hw.get("gpu") or "–", hw.get("torch"),
-                 hw.get("threads", "–"), _fmt(train, 1) if train is not None else "–",
+                 threads_text(hw), isa_text(hw), hw.get("onednn") or "–",
+                 _fmt(train, 1) if train is not None else "–",
                  (row.get("git_commit") or "–")[:12], row.get("date") or "–"]
         lines.append("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in cells) + "</tr>")
     lines.append("</table>")
@@ -398,5 +415,5 @@ def render_site(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, metric: 
     return written
 
 
-__all__ = ["REGION_COLUMNS", "provenance_table", "psnr_figure", "ranking_table",
-           "render_site", "reported_section", "seeds_of", "total_light_figure"]
+__all__ = ["REGION_COLUMNS", "isa_text", "provenance_table", "psnr_figure", "ranking_table",
+           "render_site", "reported_section", "seeds_of", "threads_text", "total_light_figure"]
