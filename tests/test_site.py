@@ -187,3 +187,19 @@ def test_region_error_bars_when_rows_carry_region_cis():
     assert 'id="errorbar-psnr-local-0"' in svg and 'id="errorbar-psnr-r1-0"' in svg
     assert 'id="errorbar-total_light_rel_error-regions-0"' in total_light_figure([row]).decode()
     assert total_light_figure([row_from_results(make_results("b"))]) is None  # no such metric
+
+
+def test_ranking_table_shows_regional_means_and_flags_rows_off_in_total_light():
+    rows = [row_from_results(make_results("a", [30.0, 31.0])),
+            row_from_results(make_results("b", [29.0, 31.5]))]
+    rows[0]["regional"] = {"r1": {"psnr": 20.0, "total_light_rel_error": 0.3},
+                           "r2": {"psnr": 22.0, "total_light_rel_error": 0.1}}
+    rows[1]["regional"] = {"r1": {"psnr": 25.0, "total_light_rel_error": -0.1}}
+    table = ranking_table(group_rows(rows)[0], "psnr")
+    assert "<th>region_psnr (mean over regions)</th>" in table and "<th>flags</th>" in table
+    body = re.findall(r"<tr>(.*?)</tr>", table)[1:]
+    assert "<td>a</td>" in body[0] and "<td>21.000</td>" in body[0]
+    assert body[0].endswith("<td class=\"flag\">total light r1 +30 %</td>")
+    assert body[1].endswith("<td>–</td>") and "class=\"flag\"" not in body[1]
+    by_region = ranking_table(group_rows(rows)[0], "region_psnr")
+    assert re.findall(r"<td>(a|b)</td>", by_region) == ["b", "a"]

@@ -22,18 +22,21 @@ from typing import Any
 import numpy as np
 
 from benchmarks.leaderboard.render import (
-    DISPLAY_METRICS,
+    REGION_COLUMNS,
+    TOTAL_LIGHT_TOLERANCE,
     Group,
     _direction_text,
     _fmt_claims,
     group_rows,
+    light_flags,
+    local_columns,
     metric_mean,
     rank_rows,
+    region_columns,
+    region_values,
 )
 from deeplightmd.atomic import write_bytes, write_text
 
-#: regional metrics summarised in the ranking table (mean over regions)
-REGION_COLUMNS = ("psnr", "total_light_rel_error", "lit_iou", "admin_r2")
 #: records load failures and JavaScript errors on <body> (data-* attributes) for tests and readers
 STATUS_SCRIPT = """<script>
 window.addEventListener('error', function (e) {
@@ -87,16 +90,6 @@ def seeds_of(row: Mapping[str, Any]) -> list[int]:
     if seeds:
         return [int(s) for s in seeds]
     return [] if protocol.get("seed") is None else [int(protocol["seed"])]
-
-
-def region_values(row: Mapping[str, Any], metric: str) -> dict[str, float]:
-    """``{region: value}`` of a regional metric (finite values only)."""
-    out = {}
-    for region, metrics in (row.get("regional") or {}).items():
-        value = (metrics or {}).get(metric)
-        if value is not None and math.isfinite(value):
-            out[region] = float(value)
-    return out
 
 
 def region_error(row: Mapping[str, Any], region: str, metric: str) -> tuple[float, float] | None:
@@ -199,28 +192,31 @@ def total_light_figure(rows: Sequence[Mapping[str, Any]],
 # sections
 
 def ranking_table(group: Group, metric: str) -> str:
-    """The ranked table of a reproduced group (a ``tier`` column when any row has one)."""
+    """The ranked table of a reproduced group (a ``tier`` column when any row has one; a
+    ``flags`` column naming regions whose total light is off by more than the tolerance)."""
     ranked = rank_rows(group.rows, metric)
-    shown = [metric] + [m for m in DISPLAY_METRICS if m != metric
-                        and any(metric_mean(r, m) is not None for r in ranked)]
+    shown = local_columns(ranked, metric)
+    regions = region_columns(ranked, metric)
     tiers = any(r.get("tier") is not None for r in ranked)
     header = ["#", *(["tier"] if tiers else []), "method", "seeds", "budget", *shown,
-              *(f"region {m} (mean over regions)" for m in REGION_COLUMNS), "params", "Mpx/s"]
+              *(f"{m} (mean over regions)" for m in regions), "params", "Mpx/s", "flags"]
     lines = [f"<table class=\"ranking\"><caption>{_esc(group.title)} — ranked by "
              f"{_esc(metric)} ({_esc(_direction_text(metric))}); mean [95 % CI]</caption><tr>"
              + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>"]
     for i, row in enumerate(ranked, 1):
         metrics = row.get("metrics") or {}
-        regional = [region_values(row, m) for m in REGION_COLUMNS]
         mpx = (row.get("runtime") or {}).get("megapixels_per_second")
         cells = [str(i), *([str(row.get("tier", "–"))] if tiers else []), row["method"],
                  ",".join(map(str, seeds_of(row))) or "–",
                  str((row.get("protocol") or {}).get("budget")),
                  *(_estimate_cell(metrics.get(m)) for m in shown),
-                 *(_fmt(float(np.mean(list(v.values())))) if v else "–" for v in regional),
+                 *(_fmt(metric_mean(row, m)) for m in regions),
                  "–" if row.get("params") is None else f"{row['params']:,}",
                  "–" if mpx is None else f"{mpx:.2f}"]
-        lines.append("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in cells) + "</tr>")
+        flags = light_flags(row)
+        lines.append("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in cells)
+                     + (f"<td class=\"flag\">{_esc('; '.join(flags))}</td>" if flags
+                        else "<td>–</td>") + "</tr>")
     lines.append("</table>")
     return "\n".join(lines)
 
@@ -379,7 +375,9 @@ def render_site(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, metric: 
             "values are test-split means with 95 % bootstrap CIs in brackets. Overlapping CIs "
             "mean the order of those rows is not established; a <em>tier</em> column (rows "
             "tied by significance tests) is shown when the board provides it. Regional columns "
-            "are means over the held-out regions; the figures show each region.</p>"]
+            "are means over the held-out regions; the figures show each region. A row is flagged "
+            f"when its total light is off by more than {100 * TOTAL_LIGHT_TOLERANCE:.0f} % in any "
+            "held-out region.</p>"]
     reproduced = [g for g in groups if not g.reported]
     if not reproduced:
         body.append("<p>No reproduced rows yet: run <code>deeplightmd bench</code>.</p>")
@@ -416,4 +414,5 @@ def render_site(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, metric: 
 
 
 __all__ = ["REGION_COLUMNS", "isa_text", "provenance_table", "psnr_figure", "ranking_table",
-           "render_site", "reported_section", "seeds_of", "threads_text", "total_light_figure"]
+           "region_values", "render_site", "reported_section", "seeds_of", "threads_text",
+           "total_light_figure"]
