@@ -103,11 +103,11 @@ def _metric_values(doc: Mapping[str, Any], kind: str) -> Iterator[tuple[tuple[st
     for region, metrics in regional.items():
         for name, value in metrics.items():
             yield (*prefix, region, name), name, value
-    if kind == "results":
-        for name, values in doc["per_clip"].items():
-            if name != "clip_id":
-                for i, value in enumerate(values):
-                    yield ("per_clip", name, str(i)), name, value
+    key = "per_clip" if kind == "results" else "clips"
+    for name, values in (doc.get(key) or {}).items():
+        if name != "clip_id":
+            for i, value in enumerate(values):
+                yield (key, name, str(i)), name, value
 
 
 def _value_problem(doc: Any, schema_name: str, subschema: str | None) -> tuple[str, str] | None:

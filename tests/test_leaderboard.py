@@ -260,11 +260,11 @@ def test_show_has_regional_columns_flags_and_ranks_by_a_regional_metric(tmp_path
     (tmp_path / "lb.json").write_text(json.dumps(board))
 
     out = _lb(tmp_path, "show").output
-    assert out.splitlines()[1].split()[4:] == [
+    assert out.splitlines()[1].split()[5:] == [
         "psnr", "ssim", "region_psnr", "region_total_light_rel_error", "region_lit_iou",
         "region_admin_r2", "params", "Mpx/s", "date", "flags"]
-    ranked = [ln.split()[1] for ln in out.splitlines() if ln[:1].isdigit()]
-    assert ranked == ["far", "near"]                    # default: local PSNR
+    ranked = [ln.split()[:3] for ln in out.splitlines() if ln[:1].isdigit()]
+    assert ranked == [["1", "1", "far"], ["2", "1", "near"]]   # local PSNR; 2 clips: tied
     far_line = next(ln for ln in out.splitlines() if " far " in ln)
     near_line = next(ln for ln in out.splitlines() if " near " in ln)
     assert "19.000" in far_line and "-0.150" in far_line and "0.600" in far_line   # region means

@@ -153,6 +153,7 @@ def row_from_results(results: Mapping[str, Any]) -> dict[str, Any]:
                      "steps": protocol.get("steps")},
         "metrics": {k: dict(v) for k, v in results["metrics"]["local"].items()},
         "regional": {r: dict(m) for r, m in results["metrics"].get("regional", {}).items()},
+        "clips": {k: list(v) for k, v in results["per_clip"].items()},
         "hardware": {**{k: hardware.get(k) for k in ("device", "cpu", "gpu", "torch")},
                      **{k: hardware[k] for k in NUMERICS_FIELDS if k in hardware}},
         "runtime": {k: runtime.get(k) for k in ("train_seconds", "inference_seconds",

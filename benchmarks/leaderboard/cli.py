@@ -26,6 +26,7 @@ from benchmarks.leaderboard.render import (
     group_rows,
 )
 from benchmarks.leaderboard.site import render_site
+from benchmarks.leaderboard.tiers import with_tiers
 from benchmarks.metrics.config import METRICS
 from benchmarks.results import METRIC_RANGES, read_json, read_results, validate_results
 from deeplightmd.atomic import write_text
@@ -139,7 +140,8 @@ def show(obj: dict, metric: str) -> None:
     with 95 % CIs, regional means over held-out regions, and flags for regions whose total light
     is off by more than 25 %."""
     board = load_board(obj["file"], missing_ok=False)
-    click.echo(format_text(group_rows(board["rows"]), check_metric(metric, board["rows"])))
+    metric = check_metric(metric, board["rows"])
+    click.echo(format_text([with_tiers(g, metric) for g in group_rows(board["rows"])], metric))
 
 
 @leaderboard.command()
@@ -157,7 +159,7 @@ def render(obj: dict, out_dir: str, metric: str, x_axis: str) -> None:
     SR crops and mosaics, reported vs reproduced, provenance), Markdown and a one-page HTML."""
     rows = load_board(obj["file"], missing_ok=False)["rows"]
     metric = check_metric(metric, rows)
-    groups = group_rows(rows)
+    groups = [with_tiers(g, metric) for g in group_rows(rows)]
     out = Path(out_dir)
     written = render_site(rows, out, metric, bases=(Path.cwd(), Path(obj["file"]).parent))
     write_text(out / "leaderboard.md", format_markdown(groups, metric))

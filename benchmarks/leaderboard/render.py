@@ -30,7 +30,9 @@ REGION_COLUMNS = ("psnr", "total_light_rel_error", "lit_iou", "admin_r2")
 REGION_PREFIX = "region_"
 #: |total-light error| above which a region's light sum is flagged (0.25 = off by more than 25 %)
 TOTAL_LIGHT_TOLERANCE = 0.25
-LEGEND = (f"{REGION_PREFIX}<metric>: mean over the held-out regions; flags: regions whose total "
+LEGEND = ("tier: rows that paired Wilcoxon tests on per-clip values (Holm over all pairs, "
+          "alpha 0.05) cannot separate from the tier's first row are tied; "
+          f"{REGION_PREFIX}<metric>: mean over the held-out regions; flags: regions whose total "
           f"light is off by more than {100 * TOTAL_LIGHT_TOLERANCE:.0f} % (|total-light error| "
           f"> {TOTAL_LIGHT_TOLERANCE:g}).")
 X_AXES = {"runtime": ("megapixels_per_second", "inference throughput (output Mpx/s)"),
@@ -156,6 +158,11 @@ def _fmt_estimate(est: Mapping[str, Any] | None, digits: int = 3) -> str:
     return text
 
 
+def tier_text(row: Mapping[str, Any]) -> str:
+    """The row's significance tier, ``–`` when it has none."""
+    return "–" if row.get("tier") is None else str(row["tier"])
+
+
 def format_value(value: float | None, digits: int = 3) -> str:
     """A number with ``digits`` decimals, ``–`` for None or non-finite."""
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
@@ -173,12 +180,13 @@ def _fmt_claims(row: Mapping[str, Any]) -> str:
 def table_rows(group: Group, metric: str = "psnr", citation: bool = True
                ) -> tuple[list[str], list[list[str]]]:
     """Header and cell strings of a group's ranked table (``citation``: a column for reported
-    rows' citations)."""
+    rows' citations; a ``tier`` column when some row carries ``tier``)."""
     ranked = rank_rows(group.rows, metric)
     shown = local_columns(ranked, metric)
     regions = region_columns(ranked, metric)
-    header = ["#", "method", "budget", "seed", *shown, *regions, "params", "Mpx/s", "date",
-              "flags"]
+    tiers = any(r.get("tier") is not None for r in ranked)
+    header = ["#", *(["tier"] if tiers else []), "method", "budget", "seed", *shown, *regions,
+              "params", "Mpx/s", "date", "flags"]
     if group.reported:
         header = ["#", "method", "version", *shown, "claims", *(["citation"] if citation else [])]
     cells = []
@@ -191,7 +199,8 @@ def table_rows(group: Group, metric: str = "psnr", citation: bool = True
             continue
         protocol = row.get("protocol") or {}
         mpx = (row.get("runtime") or {}).get("megapixels_per_second")
-        cells.append([str(i), row["method"], str(protocol.get("budget")),
+        tier = [tier_text(row)] if tiers else []
+        cells.append([str(i), *tier, row["method"], str(protocol.get("budget")),
                       str(protocol.get("seed")), *values,
                       *(format_value(metric_mean(row, m)) for m in regions),
                       "–" if row.get("params") is None else f"{row['params']:,}",
@@ -304,4 +313,4 @@ __all__ = ["DISPLAY_METRICS", "REGION_COLUMNS", "REGION_PREFIX", "TOTAL_LIGHT_TO
            "badness", "format_html", "format_markdown", "format_text", "format_value",
            "group_rows", "is_regional", "light_flags", "local_columns", "metric_direction",
            "metric_mean", "plot_png", "rank_rows", "region_columns", "region_values",
-           "table_rows"]
+           "table_rows", "tier_text"]

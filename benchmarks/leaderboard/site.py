@@ -34,7 +34,9 @@ from benchmarks.leaderboard.render import (
     rank_rows,
     region_columns,
     region_values,
+    tier_text,
 )
+from benchmarks.leaderboard.tiers import with_tiers
 from deeplightmd.atomic import write_bytes, write_text
 
 #: records load failures and JavaScript errors on <body> (data-* attributes) for tests and readers
@@ -206,7 +208,7 @@ def ranking_table(group: Group, metric: str) -> str:
     for i, row in enumerate(ranked, 1):
         metrics = row.get("metrics") or {}
         mpx = (row.get("runtime") or {}).get("megapixels_per_second")
-        cells = [str(i), *([str(row.get("tier", "–"))] if tiers else []), row["method"],
+        cells = [str(i), *([tier_text(row)] if tiers else []), row["method"],
                  ",".join(map(str, seeds_of(row))) or "–",
                  str((row.get("protocol") or {}).get("budget")),
                  *(_estimate_cell(metrics.get(m)) for m in shown),
@@ -373,15 +375,16 @@ def render_site(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, metric: 
     body = ["<h1>DeepLight leaderboard</h1>",
             f"<p>Rows are ranked by <code>{_esc(metric)}</code> only within one store fingerprint; "
             "values are test-split means with 95 % bootstrap CIs in brackets. Overlapping CIs "
-            "mean the order of those rows is not established; a <em>tier</em> column (rows "
-            "tied by significance tests) is shown when the board provides it. Regional columns "
-            "are means over the held-out regions; the figures show each region. A row is flagged "
-            f"when its total light is off by more than {100 * TOTAL_LIGHT_TOLERANCE:.0f} % in any "
-            "held-out region.</p>"]
+            "mean the order of those rows is not established; the <em>tier</em> column groups "
+            "rows that paired Wilcoxon tests on the per-clip values (Holm-corrected over all "
+            "pairs) cannot separate from the tier's first row: rows in one tier are tied. "
+            "Regional columns are means over the held-out regions; the figures show each "
+            "region. A row is flagged when its total light is off by more than "
+            f"{100 * TOTAL_LIGHT_TOLERANCE:.0f} % in any held-out region.</p>"]
     reproduced = [g for g in groups if not g.reported]
     if not reproduced:
         body.append("<p>No reproduced rows yet: run <code>deeplightmd bench</code>.</p>")
-    for k, group in enumerate(reproduced):
+    for k, group in enumerate(with_tiers(g, metric) for g in reproduced):
         gid = f"g{k}"
         body.append(f"<h2 id=\"{gid}\">{_esc(group.title)}</h2>")
         body.append(ranking_table(group, metric))

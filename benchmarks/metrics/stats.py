@@ -88,6 +88,20 @@ class WilcoxonResult:
         return asdict(self)
 
 
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (same order as given): the i-th smallest of m p-values
+    is multiplied by ``m − i`` (i from 0), made non-decreasing in that order and capped at 1.
+    Rejecting where the adjusted p < alpha controls the family-wise error rate at alpha."""
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.size == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, np.maximum.accumulate(p[order] * (p.size - np.arange(p.size))))
+    out = np.empty_like(p)
+    out[order] = scaled
+    return [float(v) for v in out]
+
+
 def paired_wilcoxon(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
                     higher_is_better: bool = True, alpha: float = 0.05) -> WilcoxonResult:
     """Two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) on paired per-clip values.
