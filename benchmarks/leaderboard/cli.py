@@ -25,10 +25,17 @@ from benchmarks.leaderboard.render import (
     format_text,
     group_rows,
 )
+from benchmarks.leaderboard.seeds import add_merged_row, merge_seed_results
 from benchmarks.leaderboard.site import render_site
 from benchmarks.leaderboard.tiers import with_tiers
 from benchmarks.metrics.config import METRICS
-from benchmarks.results import METRIC_RANGES, read_json, read_results, validate_results
+from benchmarks.results import (
+    METRIC_RANGES,
+    read_json,
+    read_results,
+    validate_results,
+    write_json,
+)
 from deeplightmd.atomic import write_text
 from deeplightmd.errors import ConfigError
 
@@ -166,6 +173,26 @@ def render(obj: dict, out_dir: str, metric: str, x_axis: str) -> None:
     write_text(out / "leaderboard.html", format_html(groups, metric, x_axis))
     click.echo(f"wrote {written[-1]} ({len(written) - 1} figure(s)), {out / 'leaderboard.md'} "
                f"and {out / 'leaderboard.html'}")
+
+
+@leaderboard.command("merge-seeds")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "row_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the merged row to this JSON file.")
+@board_file_option
+@click.pass_obj
+def merge_seeds(obj: dict, results: tuple[str, ...], row_out: str | None) -> None:
+    """Merge the results JSONs of several seeds of one run into one leaderboard row.
+
+    The row keeps each seed's run, shows the mean and sd over seeds and a CI from a hierarchical
+    bootstrap (seeds, then clips); the per-seed rows of these runs leave the board.
+    """
+    row = merge_seed_results([read_results(path) for path in results])
+    if row_out is not None:
+        write_json(row, row_out)
+    report, removed = add_merged_row(obj["file"], row)
+    click.echo(f"{obj['file']}: {report.summary()}, {removed} per-seed row(s) merged away "
+               f"({row['method']}, seeds {','.join(map(str, row['protocol']['seeds']))})")
 
 
 @leaderboard.command()

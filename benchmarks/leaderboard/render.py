@@ -90,6 +90,15 @@ def group_rows(rows: Iterable[Mapping[str, Any]]) -> list[Group]:
     return [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1]))]
 
 
+def seeds_of(row: Mapping[str, Any]) -> list[int]:
+    """The seeds behind a row: ``protocol.seeds`` (multi-seed rows) or ``[protocol.seed]``."""
+    protocol = row.get("protocol") or {}
+    seeds = protocol.get("seeds")
+    if seeds:
+        return [int(s) for s in seeds]
+    return [] if protocol.get("seed") is None else [int(protocol["seed"])]
+
+
 def region_values(row: Mapping[str, Any], metric: str) -> dict[str, float]:
     """``{region: value}`` of a regional metric (finite values only)."""
     out = {}
@@ -155,6 +164,8 @@ def _fmt_estimate(est: Mapping[str, Any] | None, digits: int = 3) -> str:
     if est.get("ci_low") is not None and est.get("ci_high") is not None:
         half = (est["ci_high"] - est["ci_low"]) / 2.0
         text += f" ± {half:.{digits}f}"
+    if est.get("sd") is not None:
+        text += f" (sd {est['sd']:.{digits}f})"
     return text
 
 
@@ -201,7 +212,7 @@ def table_rows(group: Group, metric: str = "psnr", citation: bool = True
         mpx = (row.get("runtime") or {}).get("megapixels_per_second")
         tier = [tier_text(row)] if tiers else []
         cells.append([str(i), *tier, row["method"], str(protocol.get("budget")),
-                      str(protocol.get("seed")), *values,
+                      ",".join(map(str, seeds_of(row))) or "–", *values,
                       *(format_value(metric_mean(row, m)) for m in regions),
                       "–" if row.get("params") is None else f"{row['params']:,}",
                       "–" if mpx is None else f"{mpx:.2f}", (row.get("date") or "")[:10],
@@ -312,5 +323,5 @@ def format_html(groups: Sequence[Group], metric: str = "psnr", x: str = "runtime
 __all__ = ["DISPLAY_METRICS", "REGION_COLUMNS", "REGION_PREFIX", "TOTAL_LIGHT_TOLERANCE", "Group",
            "badness", "format_html", "format_markdown", "format_text", "format_value",
            "group_rows", "is_regional", "light_flags", "local_columns", "metric_direction",
-           "metric_mean", "plot_png", "rank_rows", "region_columns", "region_values",
+           "metric_mean", "plot_png", "rank_rows", "region_columns", "region_values", "seeds_of",
            "table_rows", "tier_text"]

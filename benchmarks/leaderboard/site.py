@@ -34,6 +34,7 @@ from benchmarks.leaderboard.render import (
     rank_rows,
     region_columns,
     region_values,
+    seeds_of,
     tier_text,
 )
 from benchmarks.leaderboard.tiers import with_tiers
@@ -82,16 +83,9 @@ def _estimate_cell(est: Mapping[str, Any] | None) -> str:
     text = _fmt(est["mean"])
     if est.get("ci_low") is not None and est.get("ci_high") is not None:
         text += f" [{_fmt(est['ci_low'])}, {_fmt(est['ci_high'])}]"
+    if est.get("sd") is not None:
+        text += f" sd {_fmt(est['sd'])}"
     return text
-
-
-def seeds_of(row: Mapping[str, Any]) -> list[int]:
-    """The seeds behind a row: ``protocol.seeds`` (multi-seed rows) or ``[protocol.seed]``."""
-    protocol = row.get("protocol") or {}
-    seeds = protocol.get("seeds")
-    if seeds:
-        return [int(s) for s in seeds]
-    return [] if protocol.get("seed") is None else [int(protocol["seed"])]
 
 
 def region_error(row: Mapping[str, Any], region: str, metric: str) -> tuple[float, float] | None:
