@@ -97,3 +97,25 @@ def test_merge_seeds_command_makes_one_row(tmp_path: Path):
     assert bad.exit_code == 2 and bad.output.count("\n") == 1
     assert bad.output.startswith("Error: merge-seeds needs distinct seeds")
     assert Path(board).read_bytes() == before
+
+
+def test_bench_seeds_adds_one_row(tiny_store, tmp_path: Path):
+    board = str(tmp_path / "lb.json")
+    out = str(tmp_path / "bicubic_s{seed}.json")
+    result = CliRunner().invoke(cli, ["bench", "--method", "bicubic", "--store", tiny_store,
+                                      "--seeds", "0,1", "--out", out, "--leaderboard", board,
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "(one row for seeds 0,1)" in result.output
+    (row,) = json.loads(Path(board).read_text())["rows"]
+    assert row["protocol"]["seeds"] == [0, 1]
+    assert [r["run_id"] for r in row["seed_runs"]] == [
+        json.loads(Path(out.format(seed=k)).read_text())["run_id"] for k in (0, 1)]
+    for args, message in ((["--seeds", "0"], "at least 2 distinct"),
+                          (["--seeds", "0,x"], "comma-separated integers"),
+                          (["--seeds", "0,1", "--seed", "2"], "either --seed or --seeds"),
+                          (["--seeds", "0,1", "--out", str(tmp_path / "one.json")], "{seed}")):
+        bad = CliRunner().invoke(cli, ["bench", "--method", "bicubic", "--store", tiny_store,
+                                       "--leaderboard", board, "--quiet", *args])
+        assert bad.exit_code == 2 and message in bad.output, bad.output
+        assert bad.output.count("\n") == 1 and bad.output.startswith("Error:")
