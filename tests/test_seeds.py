@@ -119,3 +119,13 @@ def test_bench_seeds_adds_one_row(tiny_store, tmp_path: Path):
                                        "--leaderboard", board, "--quiet", *args])
         assert bad.exit_code == 2 and message in bad.output, bad.output
         assert bad.output.count("\n") == 1 and bad.output.startswith("Error:")
+
+
+def test_site_shows_a_merged_row_with_its_seeds_and_sd(tmp_path: Path):
+    from benchmarks.leaderboard.site import render_site
+    row = merge_seed_results(_docs())
+    render_site([row], tmp_path / "site")
+    page = (tmp_path / "site" / "index.html").read_text()
+    ranking = page[page.index("<table class=\"ranking\""):]
+    assert "<td>0,1,2</td>" in ranking
+    assert f" sd {row['metrics']['psnr']['sd']:.3f}</td>" in ranking
