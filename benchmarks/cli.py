@@ -35,6 +35,29 @@ def parse_hparams(items: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def parse_seeds(text: str, ctx: click.Context, *, nproc: int, checkpoint: str | None,
+                out: str | None) -> list[int]:
+    """``"0,1,2"`` → ``[0, 1, 2]`` for ``bench --seeds``; ConfigError for a malformed list, fewer
+    than 2 or repeated seeds, --seed given too, --nproc > 1, --checkpoint, or an --out without
+    ``{seed}``."""
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds expects comma-separated integers such as 0,1,2, got "
+                          f"{text!r}") from None
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds needs at least 2 distinct seeds, got {text!r}")
+    if ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT:
+        raise ConfigError("give either --seed or --seeds, not both")
+    if nproc > 1 or checkpoint is not None:
+        raise ConfigError("--seeds trains each seed in this process: it cannot be combined "
+                          "with --nproc or --checkpoint")
+    if out is not None and "{seed}" not in out:
+        raise ConfigError(f"with --seeds, --out must contain {{seed}} (one results file per "
+                          f"seed), got {out!r}")
+    return seeds
+
+
 def command_args(command: click.Command, params: Mapping[str, Any],
                  drop: tuple[str, ...] = ()) -> list[str]:
     """Command-line arguments that reproduce the parsed ``params`` of ``command``.
@@ -100,6 +123,10 @@ def load_plugins(paths: tuple[str, ...]) -> None:
 @click.option("--budget", type=click.Choice(BUDGETS), default="small", show_default=True,
               help="Training budget (docs/protocol.md).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run.")
+@click.option("--seeds", "seed_list", default=None, metavar="S1,S2,...",
+              help="Run these seeds one after another and add ONE leaderboard row for them (mean "
+                   "± sd over seeds, hierarchical-bootstrap CI; as `leaderboard merge-seeds`); "
+                   "replaces --seed. --out must then contain {seed}.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Results JSON [default: results/<method>_<budget>_seed<seed>.json].")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -150,10 +177,10 @@ def load_plugins(paths: tuple[str, ...]) -> None:
 @PLUGIN_OPTION
 @click.pass_context
 def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: int,
-          out: str | None, checkpoint: str | None, device: str, board_file: str,
-          no_leaderboard: bool, hparam_items: tuple[str, ...], tile: int, overlap: int,
-          geotiff_dir: str | None, max_test_clips: int | None, loader_workers: int | None,
-          thumbnail_dir: str | None, steps: int | None, nproc: int,
+          seed_list: str | None, out: str | None, checkpoint: str | None, device: str,
+          board_file: str, no_leaderboard: bool, hparam_items: tuple[str, ...], tile: int,
+          overlap: int, geotiff_dir: str | None, max_test_clips: int | None,
+          loader_workers: int | None, thumbnail_dir: str | None, steps: int | None, nproc: int,
           state_every: int | None, resume: bool, verify: bool,
           quiet: bool, plugins: tuple[str, ...] = ()) -> None:
     """Train (or load) a method on a store, evaluate it on the test split and held-out regions.
@@ -165,6 +192,7 @@ def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: i
       deeplightmd bench --method edsr --checkpoint results/edsr_small_seed0.safetensors
       deeplightmd bench --method edsr --nproc 2            # 2 DDP processes, same weights
       deeplightmd bench --method edsr --resume             # continue a killed run
+      deeplightmd bench --method edsr --seeds 0,1,2        # one row for three seeds
     """
     from benchmarks.distributed import SINGLE, context_from_env, launch_workers
     from benchmarks.leaderboard.board import add_to_file, row_from_results
@@ -173,6 +201,20 @@ def bench(ctx: click.Context, method_name: str, store: str, budget: str, seed: i
     from benchmarks.training import TrainSession, single_process_reason
 
     load_plugins(plugins)
+    if seed_list is not None:
+        seeds = parse_seeds(seed_list, ctx, nproc=nproc, checkpoint=checkpoint, out=out)
+        template = out or f"results/{method_name}_{budget}_seed{{seed}}.json"
+        for k in seeds:
+            ctx.invoke(bench, **{**ctx.params, "seed": k, "seed_list": None,
+                                 "out": template.format(seed=k), "no_leaderboard": True})
+        if not no_leaderboard:
+            from benchmarks.leaderboard.seeds import add_merged_row, merge_seed_results
+            from benchmarks.results import read_results
+            row = merge_seed_results([read_results(template.format(seed=k)) for k in seeds])
+            report, _ = add_merged_row(board_file, row)
+            click.echo(f"leaderboard {board_file}: {report.summary()} (one row for seeds "
+                       f"{','.join(map(str, seeds))})")
+        return
     out = out or f"results/{method_name}_{budget}_seed{seed}.json"
     dist = context_from_env()
     if dist.active and nproc > 1:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -102,11 +103,11 @@ def _metric_values(doc: Mapping[str, Any], kind: str) -> Iterator[tuple[tuple[st
     for region, metrics in regional.items():
         for name, value in metrics.items():
             yield (*prefix, region, name), name, value
-    if kind == "results":
-        for name, values in doc["per_clip"].items():
-            if name != "clip_id":
-                for i, value in enumerate(values):
-                    yield ("per_clip", name, str(i)), name, value
+    key = "per_clip" if kind == "results" else "clips"
+    for name, values in (doc.get(key) or {}).items():
+        if name != "clip_id":
+            for i, value in enumerate(values):
+                yield (key, name, str(i)), name, value
 
 
 def _value_problem(doc: Any, schema_name: str, subschema: str | None) -> tuple[str, str] | None:
@@ -239,14 +240,55 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+#: /proc/cpuinfo flags that change which kernels torch picks (and so the trained weights' bits)
+ISA_FLAG_PREFIXES = ("avx2", "avx512", "amx", "fma", "f16c", "avx_vnni")
+
+
+def cpu_isa_flags(cpuinfo: str | None = None) -> list[str]:
+    """Sorted vector/matrix ISA flags of the CPU (``avx2``, ``avx512*``, ``amx*``, ``fma`` …)
+    from the ``flags`` line of ``/proc/cpuinfo`` (``cpuinfo``: its text); [] when unreadable."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return sorted({f for f in line.split(":", 1)[1].split()
+                           if f.startswith(ISA_FLAG_PREFIXES)})
+    return []
+
+
+def onednn_version(config: str | None = None) -> str | None:
+    """The oneDNN (MKL-DNN) version torch was built with, parsed from ``torch.__config__.show()``
+    (``config``: that text); None when torch has no oneDNN."""
+    if config is None:
+        if not torch.backends.mkldnn.is_available():
+            return None
+        config = torch.__config__.show()
+    found = re.search(r"(?:MKL-DNN|oneDNN)\s+v?([0-9][0-9.]*)", config)
+    return found.group(1) if found else None
+
+
+def numerics_info() -> dict[str, Any]:
+    """What decides a CPU run's floating-point results: intra-op and inter-op threads, the
+    instruction set torch dispatches to, the CPU's ISA flags and the oneDNN version."""
+    return {"threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_flags": cpu_isa_flags(),
+            "onednn": onednn_version()}
+
+
 def hardware_info(device: torch.device) -> dict[str, Any]:
-    """CPU/GPU model, device used and torch version."""
+    """CPU/GPU model, device used, torch version and the numerics (:func:`numerics_info`)."""
     gpu = None
     if device.type == "cuda" and torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(device)
     return {"device": str(device), "cpu": cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu,
             "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), **numerics_info()}
 
 
 def git_commit(path: str | Path | None = None) -> str | None:
@@ -335,10 +377,13 @@ __all__ = [
     "METRIC_RANGES",
     "SCHEMA_VERSION",
     "assemble_results",
+    "cpu_isa_flags",
     "git_commit",
     "hardware_info",
     "load_schema",
     "metric_range_problem",
+    "numerics_info",
+    "onednn_version",
     "read_json",
     "read_results",
     "schema_version",

@@ -242,3 +242,51 @@ def test_compare_refuses_other_fingerprint(tmp_path):
     assert result.exit_code == 2 and "different datasets" in result.output
     with pytest.raises(ConfigError, match="no per-clip 'nope'"):
         compare_results(a, make_results("c", fingerprint=FP_A), metric="nope")
+
+
+def _regional_row(method: str, psnr: list[float], regional: dict[str, dict[str, float]]) -> dict:
+    """A row with the given per-clip PSNR and regional metrics."""
+    return {**row_from_results(make_results(method, psnr)), "regional": regional}
+
+
+def test_show_has_regional_columns_flags_and_ranks_by_a_regional_metric(tmp_path):
+    far = _regional_row("far", [30.0, 31.0], {
+        "r1": {"psnr": 18.0, "total_light_rel_error": 0.10, "lit_iou": 0.5, "admin_r2": 0.9},
+        "r2": {"psnr": 20.0, "total_light_rel_error": -0.40, "lit_iou": 0.7, "admin_r2": 0.7}})
+    near = _regional_row("near", [25.0, 26.0], {
+        "r1": {"psnr": 25.0, "total_light_rel_error": 0.02, "lit_iou": 0.8, "admin_r2": 0.95},
+        "r2": {"psnr": 24.0, "total_light_rel_error": 0.05, "lit_iou": 0.6, "admin_r2": 0.85}})
+    board, _ = add_rows(empty_board(), [far, near])
+    (tmp_path / "lb.json").write_text(json.dumps(board))
+
+    out = _lb(tmp_path, "show").output
+    assert out.splitlines()[1].split()[5:] == [
+        "psnr", "ssim", "region_psnr", "region_total_light_rel_error", "region_lit_iou",
+        "region_admin_r2", "params", "Mpx/s", "date", "flags"]
+    ranked = [ln.split()[:3] for ln in out.splitlines() if ln[:1].isdigit()]
+    assert ranked == [["1", "1", "far"], ["2", "1", "near"]]   # local PSNR; 2 clips: tied
+    far_line = next(ln for ln in out.splitlines() if " far " in ln)
+    near_line = next(ln for ln in out.splitlines() if " near " in ln)
+    assert "19.000" in far_line and "-0.150" in far_line and "0.600" in far_line   # region means
+    assert far_line.rstrip().endswith("total light r2 -40 %")
+    assert near_line.rstrip().endswith("–") and "total light" not in near_line
+    assert "off by more than 25 %" in out
+    for metric in ("region_psnr", "region_total_light_rel_error", "region_admin_r2"):
+        out = _lb(tmp_path, "show", "--rank-by", metric).output
+        assert [ln.split()[1] for ln in out.splitlines() if ln[:1].isdigit()] == ["near", "far"]
+        assert f"ranked by {metric}" in out
+    result = _lb(tmp_path, "show", "--rank-by", "nope")
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: unknown metric 'nope'") and "region_psnr" in line \
+        and "psnr, " in line
+
+
+def test_total_light_flag_tolerance():
+    from benchmarks.leaderboard.render import TOTAL_LIGHT_TOLERANCE, light_flags
+    assert TOTAL_LIGHT_TOLERANCE == 0.25
+    row = _regional_row("m", [30.0, 31.0], {
+        "a": {"total_light_rel_error": 0.25}, "b": {"total_light_rel_error": -0.2501},
+        "c": {"total_light_rel_error": 0.96}, "d": {"psnr": 20.0}})
+    assert light_flags(row) == ["total light b -25 %", "total light c +96 %"]
+    assert light_flags(row, tolerance=1.0) == []

@@ -131,3 +131,36 @@ def test_results_with_non_finite_or_out_of_range_values_are_refused(change, fiel
 def test_every_run_has_its_own_run_id():
     a, b = make_results(), make_results()
     assert a["run_id"] != b["run_id"] and len(a["run_id"]) == 32
+
+
+def test_results_record_the_machines_numerics():
+    from benchmarks.leaderboard import row_from_results
+    from benchmarks.results import cpu_isa_flags, onednn_version
+    doc = make_results()
+    hw = doc["hardware"]
+    assert hw["threads"] == torch.get_num_threads() >= 1
+    assert hw["interop_threads"] == torch.get_num_interop_threads() >= 1
+    assert hw["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert hw["cpu_flags"] == cpu_isa_flags() and hw["onednn"] == onednn_version()
+    row = row_from_results(doc)
+    assert {k: row["hardware"][k] for k in ("threads", "cpu_capability", "cpu_flags")} == \
+        {k: hw[k] for k in ("threads", "cpu_capability", "cpu_flags")}
+    # results written before the numerics fields existed stay valid, and so do their rows
+    for key in ("threads", "interop_threads", "cpu_capability", "cpu_flags", "onednn"):
+        del doc["hardware"][key]
+    validate_results(doc)
+    assert "threads" not in row_from_results(doc)["hardware"]
+    doc["hardware"]["threads"] = 0
+    with pytest.raises(SchemaError, match=r"hardware\.threads"):
+        validate_results(doc)
+
+
+def test_isa_flags_and_onednn_version_are_parsed():
+    from benchmarks.results import cpu_isa_flags, onednn_version
+    cpuinfo = ("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni amx_tile "
+               "f16c ht\nprocessor\t: 1\n")
+    assert cpu_isa_flags(cpuinfo) == ["amx_tile", "avx2", "avx512_vnni", "avx512f", "f16c", "fma"]
+    assert cpu_isa_flags("processor : 0\n") == []
+    assert onednn_version("  - Intel(R) MKL-DNN v3.12.0 (Git Hash 80afa)\n") == "3.12.0"
+    assert onednn_version("  - oneDNN v2.7.3\n") == "2.7.3"
+    assert onednn_version("  - no dnn here\n") is None

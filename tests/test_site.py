@@ -94,6 +94,20 @@ def test_tier_column_shown_when_rows_have_tiers():
     assert "30.500 [" in table
 
 
+def test_provenance_shows_the_numerics_when_rows_have_them():
+    from benchmarks.leaderboard.site import provenance_table
+    row = row_from_results(make_results("a", [30.0, 31.0]))
+    row["hardware"].update(threads=2, interop_threads=4, cpu_capability="AVX2",
+                           cpu_flags=["avx2", "fma"], onednn="3.12.0")
+    old = {**row, "method": "old", "hardware": {k: row["hardware"][k]
+                                                for k in ("device", "cpu", "gpu", "torch")}}
+    table = provenance_table(group_rows([row, old])[0])
+    assert "<th>ISA</th>" in table and "<th>oneDNN</th>" in table
+    cells = re.findall(r"<tr>(.*?)</tr>", table)   # header, a, old
+    assert "<td>2 (+4 interop)</td><td>AVX2 (avx2, fma)</td><td>3.12.0</td>" in cells[1]
+    assert "<td>–</td><td>–</td><td>–</td>" in cells[2]   # recorded before: shown as unknown
+
+
 def test_reported_claim_against_reproduced_gain(tmp_path: Path):
     rows = [row_from_results(make_results("deeplightsr", [30.0, 32.0])),
             row_from_results(make_results("bicubic", [27.0, 27.0])),
@@ -173,3 +187,19 @@ def test_region_error_bars_when_rows_carry_region_cis():
     assert 'id="errorbar-psnr-local-0"' in svg and 'id="errorbar-psnr-r1-0"' in svg
     assert 'id="errorbar-total_light_rel_error-regions-0"' in total_light_figure([row]).decode()
     assert total_light_figure([row_from_results(make_results("b"))]) is None  # no such metric
+
+
+def test_ranking_table_shows_regional_means_and_flags_rows_off_in_total_light():
+    rows = [row_from_results(make_results("a", [30.0, 31.0])),
+            row_from_results(make_results("b", [29.0, 31.5]))]
+    rows[0]["regional"] = {"r1": {"psnr": 20.0, "total_light_rel_error": 0.3},
+                           "r2": {"psnr": 22.0, "total_light_rel_error": 0.1}}
+    rows[1]["regional"] = {"r1": {"psnr": 25.0, "total_light_rel_error": -0.1}}
+    table = ranking_table(group_rows(rows)[0], "psnr")
+    assert "<th>region_psnr (mean over regions)</th>" in table and "<th>flags</th>" in table
+    body = re.findall(r"<tr>(.*?)</tr>", table)[1:]
+    assert "<td>a</td>" in body[0] and "<td>21.000</td>" in body[0]
+    assert body[0].endswith("<td class=\"flag\">total light r1 +30 %</td>")
+    assert body[1].endswith("<td>–</td>") and "class=\"flag\"" not in body[1]
+    by_region = ranking_table(group_rows(rows)[0], "region_psnr")
+    assert re.findall(r"<td>(a|b)</td>", by_region) == ["b", "a"]

@@ -39,6 +39,8 @@ from deeplightmd.yamlio import safe_load
 DEFAULT_FILE = "leaderboard.json"
 #: seconds an ``add`` waits for another process holding the leaderboard's lock
 LOCK_TIMEOUT = 120.0
+#: numerics fields of a results' ``hardware`` that its row keeps (when the results have them)
+NUMERICS_FIELDS = ("threads", "interop_threads", "cpu_capability", "cpu_flags", "onednn")
 RowKey = tuple[str, str, str, str | None, str | None, int | None, str | None]
 
 
@@ -151,7 +153,9 @@ def row_from_results(results: Mapping[str, Any]) -> dict[str, Any]:
                      "steps": protocol.get("steps")},
         "metrics": {k: dict(v) for k, v in results["metrics"]["local"].items()},
         "regional": {r: dict(m) for r, m in results["metrics"].get("regional", {}).items()},
-        "hardware": {k: hardware.get(k) for k in ("device", "cpu", "gpu", "torch")},
+        "clips": {k: list(v) for k, v in results["per_clip"].items()},
+        "hardware": {**{k: hardware.get(k) for k in ("device", "cpu", "gpu", "torch")},
+                     **{k: hardware[k] for k in NUMERICS_FIELDS if k in hardware}},
         "runtime": {k: runtime.get(k) for k in ("train_seconds", "inference_seconds",
                                                  "megapixels_per_second", "total_seconds")},
         "git_commit": results["git_commit"],

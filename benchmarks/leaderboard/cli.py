@@ -18,11 +18,30 @@ from benchmarks.leaderboard.board import (
     validate_board,
 )
 from benchmarks.leaderboard.compare import compare_results
-from benchmarks.leaderboard.render import format_html, format_markdown, format_text, group_rows
+from benchmarks.leaderboard.render import (
+    REGION_PREFIX,
+    format_html,
+    format_markdown,
+    format_text,
+    group_rows,
+)
+from benchmarks.leaderboard.seeds import add_merged_row, merge_seed_results
 from benchmarks.leaderboard.site import render_site
-from benchmarks.results import METRIC_RANGES, read_json, read_results, validate_results
+from benchmarks.leaderboard.tiers import with_tiers
+from benchmarks.metrics.config import METRICS
+from benchmarks.results import (
+    METRIC_RANGES,
+    read_json,
+    read_results,
+    validate_results,
+    write_json,
+)
 from deeplightmd.atomic import write_text
 from deeplightmd.errors import ConfigError
+
+RANK_BY_HELP = ("Metric to rank by: a local metric (psnr, ssim, …: test-clip mean) or "
+                "region_<metric> (mean over held-out regions, e.g. region_psnr, "
+                "region_total_light_rel_error); unknown names are refused.")
 
 
 def board_file_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,9 +79,19 @@ def leaderboard(ctx: click.Context, board_file: str) -> None:
     ctx.obj = {"file": board_file}
 
 
+def known_metrics(rows: list[dict]) -> set[str]:
+    """Ranking metrics: the catalogued metrics and those some row reports, each local and as
+    ``region_<metric>`` (mean over held-out regions)."""
+    local = set(METRICS) | set(METRIC_RANGES) | {m for r in rows for m in r.get("metrics", {})}
+    regional = local | {m for r in rows for reg in (r.get("regional") or {}).values()
+                        for m in reg or {}}
+    return local | {REGION_PREFIX + m for m in regional}
+
+
 def check_metric(metric: str, rows: list[dict]) -> str:
-    """``metric`` when it is a documented metric or one some row reports, else ConfigError."""
-    known = set(METRIC_RANGES) | {m for r in rows for m in r.get("metrics", {})}
+    """``metric`` when it is a documented metric or one some row reports (local, or
+    ``region_<metric>``), else ConfigError naming the known ones."""
+    known = known_metrics(rows)
     if metric not in known:
         raise ConfigError(f"unknown metric {metric!r}; expected one of {', '.join(sorted(known))}")
     return metric
@@ -109,20 +138,25 @@ def validate(obj: dict, files: tuple[str, ...]) -> None:
 
 
 @leaderboard.command()
-@click.option("--metric", default="psnr", show_default=True, help="Local metric to rank by.")
+@click.option("--rank-by", "--metric", "metric", default="psnr", show_default=True,
+              help=RANK_BY_HELP)
 @board_file_option
 @click.pass_obj
 def show(obj: dict, metric: str) -> None:
-    """Print ranked tables, one per dataset fingerprint (reported rows separately)."""
+    """Print ranked tables, one per dataset fingerprint (reported rows separately): local metrics
+    with 95 % CIs, regional means over held-out regions, and flags for regions whose total light
+    is off by more than 25 %."""
     board = load_board(obj["file"], missing_ok=False)
-    click.echo(format_text(group_rows(board["rows"]), check_metric(metric, board["rows"])))
+    metric = check_metric(metric, board["rows"])
+    click.echo(format_text([with_tiers(g, metric) for g in group_rows(board["rows"])], metric))
 
 
 @leaderboard.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="leaderboard",
               show_default=True, help="Site folder: index.html with figures and thumbnails, "
                                       "plus leaderboard.md and leaderboard.html.")
-@click.option("--metric", default="psnr", show_default=True, help="Local metric to rank by.")
+@click.option("--rank-by", "--metric", "metric", default="psnr", show_default=True,
+              help=RANK_BY_HELP)
 @click.option("--x", "x_axis", type=click.Choice(["runtime", "params"]), default="runtime",
               show_default=True, help="Plot's x axis: throughput (Mpx/s) or parameter count.")
 @board_file_option
@@ -132,13 +166,33 @@ def render(obj: dict, out_dir: str, metric: str, x_axis: str) -> None:
     SR crops and mosaics, reported vs reproduced, provenance), Markdown and a one-page HTML."""
     rows = load_board(obj["file"], missing_ok=False)["rows"]
     metric = check_metric(metric, rows)
-    groups = group_rows(rows)
+    groups = [with_tiers(g, metric) for g in group_rows(rows)]
     out = Path(out_dir)
     written = render_site(rows, out, metric, bases=(Path.cwd(), Path(obj["file"]).parent))
     write_text(out / "leaderboard.md", format_markdown(groups, metric))
     write_text(out / "leaderboard.html", format_html(groups, metric, x_axis))
     click.echo(f"wrote {written[-1]} ({len(written) - 1} figure(s)), {out / 'leaderboard.md'} "
                f"and {out / 'leaderboard.html'}")
+
+
+@leaderboard.command("merge-seeds")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "row_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the merged row to this JSON file.")
+@board_file_option
+@click.pass_obj
+def merge_seeds(obj: dict, results: tuple[str, ...], row_out: str | None) -> None:
+    """Merge the results JSONs of several seeds of one run into one leaderboard row.
+
+    The row keeps each seed's run, shows the mean and sd over seeds and a CI from a hierarchical
+    bootstrap (seeds, then clips); the per-seed rows of these runs leave the board.
+    """
+    row = merge_seed_results([read_results(path) for path in results])
+    if row_out is not None:
+        write_json(row, row_out)
+    report, removed = add_merged_row(obj["file"], row)
+    click.echo(f"{obj['file']}: {report.summary()}, {removed} per-seed row(s) merged away "
+               f"({row['method']}, seeds {','.join(map(str, row['protocol']['seeds']))})")
 
 
 @leaderboard.command()

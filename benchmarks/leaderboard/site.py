@@ -22,18 +22,24 @@ from typing import Any
 import numpy as np
 
 from benchmarks.leaderboard.render import (
-    DISPLAY_METRICS,
+    REGION_COLUMNS,
+    TOTAL_LIGHT_TOLERANCE,
     Group,
     _direction_text,
     _fmt_claims,
     group_rows,
+    light_flags,
+    local_columns,
     metric_mean,
     rank_rows,
+    region_columns,
+    region_values,
+    seeds_of,
+    tier_text,
 )
+from benchmarks.leaderboard.tiers import with_tiers
 from deeplightmd.atomic import write_bytes, write_text
 
-#: regional metrics summarised in the ranking table (mean over regions)
-REGION_COLUMNS = ("psnr", "total_light_rel_error", "lit_iou", "admin_r2")
 #: records load failures and JavaScript errors on <body> (data-* attributes) for tests and readers
 STATUS_SCRIPT = """<script>
 window.addEventListener('error', function (e) {
@@ -77,26 +83,9 @@ def _estimate_cell(est: Mapping[str, Any] | None) -> str:
     text = _fmt(est["mean"])
     if est.get("ci_low") is not None and est.get("ci_high") is not None:
         text += f" [{_fmt(est['ci_low'])}, {_fmt(est['ci_high'])}]"
+    if est.get("sd") is not None:
+        text += f" sd {_fmt(est['sd'])}"
     return text
-
-
-def seeds_of(row: Mapping[str, Any]) -> list[int]:
-    """The seeds behind a row: ``protocol.seeds`` (multi-seed rows) or ``[protocol.seed]``."""
-    protocol = row.get("protocol") or {}
-    seeds = protocol.get("seeds")
-    if seeds:
-        return [int(s) for s in seeds]
-    return [] if protocol.get("seed") is None else [int(protocol["seed"])]
-
-
-def region_values(row: Mapping[str, Any], metric: str) -> dict[str, float]:
-    """``{region: value}`` of a regional metric (finite values only)."""
-    out = {}
-    for region, metrics in (row.get("regional") or {}).items():
-        value = (metrics or {}).get(metric)
-        if value is not None and math.isfinite(value):
-            out[region] = float(value)
-    return out
 
 
 def region_error(row: Mapping[str, Any], region: str, metric: str) -> tuple[float, float] | None:
@@ -199,28 +188,31 @@ def total_light_figure(rows: Sequence[Mapping[str, Any]],
 # sections
 
 def ranking_table(group: Group, metric: str) -> str:
-    """The ranked table of a reproduced group (a ``tier`` column when any row has one)."""
+    """The ranked table of a reproduced group (a ``tier`` column when any row has one; a
+    ``flags`` column naming regions whose total light is off by more than the tolerance)."""
     ranked = rank_rows(group.rows, metric)
-    shown = [metric] + [m for m in DISPLAY_METRICS if m != metric
-                        and any(metric_mean(r, m) is not None for r in ranked)]
+    shown = local_columns(ranked, metric)
+    regions = region_columns(ranked, metric)
     tiers = any(r.get("tier") is not None for r in ranked)
     header = ["#", *(["tier"] if tiers else []), "method", "seeds", "budget", *shown,
-              *(f"region {m} (mean over regions)" for m in REGION_COLUMNS), "params", "Mpx/s"]
+              *(f"{m} (mean over regions)" for m in regions), "params", "Mpx/s", "flags"]
     lines = [f"<table class=\"ranking\"><caption>{_esc(group.title)} — ranked by "
              f"{_esc(metric)} ({_esc(_direction_text(metric))}); mean [95 % CI]</caption><tr>"
              + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>"]
     for i, row in enumerate(ranked, 1):
         metrics = row.get("metrics") or {}
-        regional = [region_values(row, m) for m in REGION_COLUMNS]
         mpx = (row.get("runtime") or {}).get("megapixels_per_second")
-        cells = [str(i), *([str(row.get("tier", "–"))] if tiers else []), row["method"],
+        cells = [str(i), *([tier_text(row)] if tiers else []), row["method"],
                  ",".join(map(str, seeds_of(row))) or "–",
                  str((row.get("protocol") or {}).get("budget")),
                  *(_estimate_cell(metrics.get(m)) for m in shown),
-                 *(_fmt(float(np.mean(list(v.values())))) if v else "–" for v in regional),
+                 *(_fmt(metric_mean(row, m)) for m in regions),
                  "–" if row.get("params") is None else f"{row['params']:,}",
                  "–" if mpx is None else f"{mpx:.2f}"]
-        lines.append("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in cells) + "</tr>")
+        flags = light_flags(row)
+        lines.append("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in cells)
+                     + (f"<td class=\"flag\">{_esc('; '.join(flags))}</td>" if flags
+                        else "<td>–</td>") + "</tr>")
     lines.append("</table>")
     return "\n".join(lines)
 
@@ -316,10 +308,26 @@ def reported_section(groups: Sequence[Group]) -> str:
     return "\n".join(lines)
 
 
+def threads_text(hw: Mapping[str, Any]) -> str:
+    """``2 (+2 interop)`` from a hardware record; ``–`` for rows recorded without threads."""
+    if hw.get("threads") is None:
+        return "–"
+    interop = hw.get("interop_threads")
+    return f"{hw['threads']}" + (f" (+{interop} interop)" if interop is not None else "")
+
+
+def isa_text(hw: Mapping[str, Any]) -> str:
+    """Torch's dispatch ISA and the CPU's vector flags, e.g. ``AVX512 (avx2, avx512f, …)``."""
+    capability, flags = hw.get("cpu_capability"), hw.get("cpu_flags") or []
+    if capability is None and not flags:
+        return "–"
+    return " ".join(p for p in (capability or "", f"({', '.join(flags)})" if flags else "") if p)
+
+
 def provenance_table(group: Group) -> str:
     """Fingerprint, budget, seeds, steps, hardware, commit and date of every row of a group."""
     header = ["method", "version", "budget", "seeds", "steps", "device", "CPU", "GPU", "torch",
-              "threads", "train s", "commit", "date"]
+              "threads", "ISA", "oneDNN", "train s", "commit", "date"]
     lines = [f"<p>Dataset <code>{_esc(group.rows[0]['dataset']['name'])}</code>, store "
              f"fingerprint <code>{_esc(group.fingerprint or 'none')}</code>.</p>",
              "<table class=\"provenance\"><tr>" + "".join(f"<th>{h}</th>" for h in header)
@@ -330,7 +338,8 @@ def provenance_table(group: Group) -> str:
         cells = [row["method"], row.get("version", ""), protocol.get("budget"),
                  ",".join(map(str, seeds_of(row))) or "–", protocol.get("steps", "–"),
                  hw.get("device"), hw.get("cpu"), hw.get("gpu") or "–", hw.get("torch"),
-                 hw.get("threads", "–"), _fmt(train, 1) if train is not None else "–",
+                 threads_text(hw), isa_text(hw), hw.get("onednn") or "–",
+                 _fmt(train, 1) if train is not None else "–",
                  (row.get("git_commit") or "–")[:12], row.get("date") or "–"]
         lines.append("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in cells) + "</tr>")
     lines.append("</table>")
@@ -360,13 +369,16 @@ def render_site(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, metric: 
     body = ["<h1>DeepLight leaderboard</h1>",
             f"<p>Rows are ranked by <code>{_esc(metric)}</code> only within one store fingerprint; "
             "values are test-split means with 95 % bootstrap CIs in brackets. Overlapping CIs "
-            "mean the order of those rows is not established; a <em>tier</em> column (rows "
-            "tied by significance tests) is shown when the board provides it. Regional columns "
-            "are means over the held-out regions; the figures show each region.</p>"]
+            "mean the order of those rows is not established; the <em>tier</em> column groups "
+            "rows that paired Wilcoxon tests on the per-clip values (Holm-corrected over all "
+            "pairs) cannot separate from the tier's first row: rows in one tier are tied. "
+            "Regional columns are means over the held-out regions; the figures show each "
+            "region. A row is flagged when its total light is off by more than "
+            f"{100 * TOTAL_LIGHT_TOLERANCE:.0f} % in any held-out region.</p>"]
     reproduced = [g for g in groups if not g.reported]
     if not reproduced:
         body.append("<p>No reproduced rows yet: run <code>deeplightmd bench</code>.</p>")
-    for k, group in enumerate(reproduced):
+    for k, group in enumerate(with_tiers(g, metric) for g in reproduced):
         gid = f"g{k}"
         body.append(f"<h2 id=\"{gid}\">{_esc(group.title)}</h2>")
         body.append(ranking_table(group, metric))
@@ -398,5 +410,6 @@ def render_site(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, metric: 
     return written
 
 
-__all__ = ["REGION_COLUMNS", "provenance_table", "psnr_figure", "ranking_table",
-           "render_site", "reported_section", "seeds_of", "total_light_figure"]
+__all__ = ["REGION_COLUMNS", "isa_text", "provenance_table", "psnr_figure", "ranking_table",
+           "region_values", "render_site", "reported_section", "seeds_of", "threads_text",
+           "total_light_figure"]

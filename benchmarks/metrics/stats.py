@@ -88,6 +88,45 @@ class WilcoxonResult:
         return asdict(self)
 
 
+def hierarchical_bootstrap_ci(groups: Sequence[Sequence[float] | np.ndarray],
+                              confidence: float = 0.95, n_resamples: int = 2000,
+                              seed: int = 0) -> MeanCI:
+    """Mean over groups (seeds) of the group means, with a two-level percentile bootstrap CI:
+    each resample draws the groups with replacement, then each drawn group's values (clips)
+    with replacement. Non-finite values are left out; ``n`` counts the values kept.
+
+    Raises:
+        MetricInputError: no group, or a group without a finite value.
+    """
+    arrays = [_finite_1d(g, "group values") for g in groups]
+    if not arrays:
+        raise MetricInputError("hierarchical bootstrap needs at least one group")
+    rng = np.random.default_rng(seed)
+    stats_ = np.empty(n_resamples)
+    for b in range(n_resamples):
+        drawn = rng.integers(0, len(arrays), len(arrays))
+        stats_[b] = np.mean([arrays[g][rng.integers(0, arrays[g].size, arrays[g].size)].mean()
+                             for g in drawn])
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(stats_, [tail, 1.0 - tail])
+    return MeanCI(float(np.mean([a.mean() for a in arrays])), float(low), float(high),
+                  int(sum(a.size for a in arrays)), confidence)
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (same order as given): the i-th smallest of m p-values
+    is multiplied by ``m − i`` (i from 0), made non-decreasing in that order and capped at 1.
+    Rejecting where the adjusted p < alpha controls the family-wise error rate at alpha."""
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.size == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, np.maximum.accumulate(p[order] * (p.size - np.arange(p.size))))
+    out = np.empty_like(p)
+    out[order] = scaled
+    return [float(v) for v in out]
+
+
 def paired_wilcoxon(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
                     higher_is_better: bool = True, alpha: float = 0.05) -> WilcoxonResult:
     """Two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) on paired per-clip values.
