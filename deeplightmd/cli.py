@@ -19,10 +19,10 @@ from deeplightmd.errors import DataWarning, DeepLightError
 #: sub-command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
     "synth": "deeplightmd.synth.cli:synth",
-    "build": "deeplightmd.build.cli:build",
-    "info": "deeplightmd.build.cli:info",
-    "validate": "deeplightmd.build.cli:validate",
-    "preview": "deeplightmd.build.cli:preview",
+    "build": "deeplightmd.builder.cli:build",
+    "info": "deeplightmd.builder.cli:info",
+    "validate": "deeplightmd.builder.cli:validate",
+    "preview": "deeplightmd.builder.cli:preview",
     "bench": "benchmarks.cli:bench",
     "methods": "benchmarks.cli:methods",
     "leaderboard": "benchmarks.leaderboard.cli:leaderboard",

@@ -21,7 +21,7 @@ DISTRICTS = "china_admin_echarts4/shanghai.geojson"
 
 @pytest.fixture(scope="module")
 def real_store(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    from deeplightmd.build import build_store, load_manifest
+    from deeplightmd.builder import build_store, load_manifest
 
     manifest = load_manifest("shanghai-viirs", world_dir=real_data)
     out = str(tmp_path_factory.mktemp("real") / "shanghai.zarr")

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.method import Method
 from deeplightmd.access.region import ramp, tile_windows
-from deeplightmd.build.sources import ModalityReader
+from deeplightmd.builder.sources import ModalityReader
 from deeplightmd.errors import ConfigError
 from deeplightmd.predict.grid import SRGrid, read_lr
 from deeplightmd.predict.sums import LightSums
