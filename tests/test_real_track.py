@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import rasterio
 
+from benchmarks.predict import PredictRequest, TileSettings, predict_geotiff
 from benchmarks.runner import RegionalSettings, run_benchmark
-from deeplightmd.predict import PredictRequest, TileSettings, predict_geotiff
 from deeplightmd.sensor import block_mean
 
 VIIRS_2020 = "shanghai_ntl_500m/viirs_vnl_v2_annual/NTL_Shanghai_NPP-VIIRS_2013_2022_2020.tif"

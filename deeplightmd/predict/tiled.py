@@ -12,9 +12,10 @@ one band of ``tile · ratio`` HR rows: rows no later tile touches are finished, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import Any, Protocol
 
 import numpy as np
 import rasterio
@@ -23,7 +24,6 @@ from rasterio import features
 from shapely.geometry.base import BaseGeometry
 from tqdm.auto import tqdm
 
-from benchmarks.method import Method
 from deeplightmd.access.region import ramp, tile_windows
 from deeplightmd.builder.sources import ModalityReader
 from deeplightmd.errors import ConfigError
@@ -35,6 +35,21 @@ from deeplightmd.sensor import block_mean
 Window = tuple[int, int, int, int]
 #: receives finished SR rows: ``(first_row, sr, lr_repeated, valid)``
 RowSink = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+class Predictor(Protocol):
+    """What tiled inference needs of a method (structural: the harness's ``Method`` fits).
+
+    ``context`` carries ``ratio``, ``normalizer`` (a :class:`~deeplightmd.normalize.Normalizer`)
+    and ``device``; ``predict`` maps normalised inputs ``{name: (B, C, h, w)}`` to the normalised
+    HR prediction ``(B, 1, h·ratio, w·ratio)``.
+    """
+
+    name: str
+    inputs: Sequence[str]
+    context: Any
+
+    def predict(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,7 @@ class TiledPrediction:
     windows: list[Window] = field(default_factory=list)
 
 
-def tile_batch(method: Method, grid: SRGrid, lr_src: rasterio.io.DatasetReader,
+def tile_batch(method: Predictor, grid: SRGrid, lr_src: rasterio.io.DatasetReader,
                aux: Mapping[str, ModalityReader], window: Window) -> dict[str, torch.Tensor]:
     """The method's normalised inputs ``(1, C, h, w)`` for one LR window."""
     r, c, h, w = window
@@ -163,7 +178,7 @@ def _rows_of(windows: list[Window]) -> Iterator[tuple[int, list[Window]]]:
         yield row, list(group)
 
 
-def predict_tiled(method: Method, grid: SRGrid, lr_src: rasterio.io.DatasetReader,
+def predict_tiled(method: Predictor, grid: SRGrid, lr_src: rasterio.io.DatasetReader,
                   aux: Mapping[str, ModalityReader], settings: TileSettings, sink: RowSink,
                   *, preserve_sum: bool = False, region: BaseGeometry | None = None,
                   sums: list[LightSums] | None = None, progress: bool = True) -> TiledPrediction:
