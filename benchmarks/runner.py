@@ -45,6 +45,7 @@ from deeplightmd.atomic import atomic_path
 from deeplightmd.errors import ConfigError, StoreError
 from deeplightmd.integrity import decode_errors, verify_store
 from deeplightmd.normalize import Normalizer
+from deeplightmd.predict.tiled import predict_windows, timed_predict
 from deeplightmd.store_format import (
     CLIP_METADATA,
     MODALITY_NAMES,
@@ -282,22 +283,6 @@ def restore_weights(method: Method, state: Mapping[str, torch.Tensor], path: str
 # ------------------------------------------------------------------------------------------------
 # evaluation
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed_predict(method: Method, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
-    """``method.predict(batch)`` and its wall time in seconds (CUDA synchronised)."""
-    device = method.context.device
-    _synchronize(device)
-    start = time.perf_counter()
-    with torch.no_grad():
-        pred = method.predict(dict(batch))
-    _synchronize(device)
-    return pred, time.perf_counter() - start
-
-
 def normalized_inputs(raw: Mapping[str, Any], names: Iterable[str], normalizer: Normalizer,
                       device: torch.device) -> dict[str, torch.Tensor]:
     """The modalities ``names`` of a batch in physical units, normalised and on ``device``."""
@@ -383,30 +368,32 @@ class RegionPrediction:
 
 def predict_region(method: Method, region: Any, stitcher: Any, progress: bool = True
                    ) -> RegionPrediction:
-    """Tiled inference over a region: predict each tile, denormalise, blend into ``stitcher``.
+    """Tiled inference over a region: predict each tile, denormalise, blend into ``stitcher``
+    (through :func:`deeplightmd.predict.tiled.predict_windows`, the one tiled-inference loop).
 
     Args:
         method: the (fitted) method.
         region: a :class:`~deeplightmd.access.RegionDataset` (normalised tiles, each with a
             ``window`` = LR ``(row, col, h, w)``) or any sequence of such tile dicts.
         stitcher: a :class:`~deeplightmd.access.Stitcher` for the region's HR shape; receives
-            radiance tiles ``(1, H, W)``, so blending happens in physical units.
+            radiance tiles ``(H, W)``, so blending happens in physical units.
         progress: show a progress bar.
     """
-    normalizer = method.context.normalizer
     device = method.context.device
-    windows: list[tuple[int, int, int, int]] = []
-    seconds = 0.0
-    for i in tqdm(range(len(region)), desc=f"tiles {method.name}", disable=not progress,
-                  leave=False, dynamic_ncols=True):
-        tile = region[i]
-        batch = {n: tile[n][None].to(device=device, dtype=torch.float32) for n in method.inputs}
-        pred, dt = timed_predict(method, batch)
-        seconds += dt
-        sr_tile = normalizer.denormalize("hr_ntl", pred[0].float()).cpu()
-        window = tuple(int(v) for v in tile["window"])
-        stitcher.add(sr_tile, window)
-        windows.append(window)
+    if hasattr(region, "windows"):
+        windows = [tuple(int(v) for v in w) for w in region.windows]
+        tile_at = region.__getitem__
+    else:
+        tiles = [region[i] for i in range(len(region))]
+        windows = [tuple(int(v) for v in t["window"]) for t in tiles]
+        tile_at = tiles.__getitem__
+
+    def batch_of(i: int) -> dict[str, torch.Tensor]:
+        tile = tile_at(i)
+        return {n: tile[n][None].to(device=device, dtype=torch.float32) for n in method.inputs}
+
+    seconds = predict_windows(method, windows, batch_of, stitcher.add, progress=progress,
+                              desc=f"tiles {method.name}", leave=False)
     result = stitcher.result()
     sr = result.cpu().numpy() if isinstance(result, torch.Tensor) else np.asarray(result)
     return RegionPrediction(np.squeeze(sr, axis=0) if sr.ndim == 3 else sr, windows, seconds)

@@ -178,6 +178,60 @@ def _rows_of(windows: list[Window]) -> Iterator[tuple[int, list[Window]]]:
         yield row, list(group)
 
 
+def _synchronize(device: Any) -> None:
+    if getattr(device, "type", None) == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_predict(method: Predictor, batch: Mapping[str, torch.Tensor]
+                  ) -> tuple[torch.Tensor, float]:
+    """``method.predict(batch)`` and its wall time in seconds (CUDA synchronised)."""
+    device = method.context.device
+    _synchronize(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        pred = method.predict(dict(batch))
+    _synchronize(device)
+    return pred, time.perf_counter() - start
+
+
+def predict_windows(method: Predictor, windows: Sequence[Window],
+                    batch_of: Callable[[int], Mapping[str, torch.Tensor]],
+                    add: Callable[[np.ndarray, Window], None], *,
+                    on_row: Callable[[int], None] | None = None, progress: bool = True,
+                    desc: str | None = None, leave: bool = True) -> float:
+    """The tiled-inference loop (the only one: :func:`predict_tiled` over a GeoTIFF and the
+    benchmark's regional evaluation over a store region both drive it).
+
+    For each LR ``window`` (row-major), ``batch_of(index)`` gives the method's normalised inputs
+    ``{name: (1, C, h, w)}`` on its device; the prediction is checked to be ``h·ratio × w·ratio``,
+    denormalised to radiance (float32 ``(H, W)``) and handed to ``add(sr, window)`` (a blender).
+    ``on_row(row)`` is called before the first tile of each new tile row (e.g. to release
+    finished rows). Returns the inference seconds (CUDA synchronised).
+    """
+    normalizer, ratio = method.context.normalizer, int(method.context.ratio)
+    seconds = 0.0
+    bar = tqdm(total=len(windows), desc=desc or f"predict {method.name}", unit="tile",
+               disable=not progress, leave=leave, dynamic_ncols=True)
+    index = 0
+    for row, row_windows in _rows_of(list(windows)):
+        if on_row is not None:
+            on_row(row)
+        for window in row_windows:
+            pred, dt = timed_predict(method, batch_of(index))
+            seconds += dt
+            _, _, h, w = window
+            if tuple(pred.shape[-2:]) != (h * ratio, w * ratio):
+                raise ConfigError(f"method {method.name!r} predicted {tuple(pred.shape)} for an "
+                                  f"LR tile of {h}x{w}, expected (1, 1, {h * ratio}, {w * ratio})")
+            sr = normalizer.denormalize("hr_ntl", pred[0, 0].float()).cpu().numpy()
+            add(sr, window)
+            index += 1
+            bar.update(1)
+    bar.close()
+    return seconds
+
+
 def predict_tiled(method: Predictor, grid: SRGrid, lr_src: rasterio.io.DatasetReader,
                   aux: Mapping[str, ModalityReader], settings: TileSettings, sink: RowSink,
                   *, preserve_sum: bool = False, region: BaseGeometry | None = None,
@@ -221,25 +275,12 @@ def predict_tiled(method: Predictor, grid: SRGrid, lr_src: rasterio.io.DatasetRe
         report.valid_pixels += int(valid_up.sum())
         sink(first, sr, lr_up, valid_up)
 
-    bar = tqdm(total=len(windows), desc=f"predict {method.name}", unit="tile",
-               disable=not progress, dynamic_ncols=True)
-    normalizer = method.context.normalizer
-    for row, row_windows in _rows_of(windows):
-        finish(row * ratio)
-        for window in row_windows:
-            batch = tile_batch(method, grid, lr_src, aux, window)
-            start = time.perf_counter()
-            with torch.no_grad():
-                pred = method.predict(batch)
-            report.seconds += time.perf_counter() - start
-            _, _, h, w = window
-            if tuple(pred.shape[-2:]) != (h * ratio, w * ratio):
-                raise ConfigError(f"method {method.name!r} predicted {tuple(pred.shape)} for an "
-                                  f"LR tile of {h}x{w}, expected (1, 1, {h * ratio}, {w * ratio})")
-            sr = normalizer.denormalize("hr_ntl", pred[0, 0].float()).cpu().numpy()
-            blender.add(sr.astype(np.float64), window)
-            report.tiles += 1
-            bar.update(1)
+    def add(sr: np.ndarray, window: Window) -> None:
+        blender.add(sr.astype(np.float64), window)
+        report.tiles += 1
+
+    report.seconds = predict_windows(
+        method, windows, lambda i: tile_batch(method, grid, lr_src, aux, windows[i]), add,
+        on_row=lambda row: finish(row * ratio), progress=progress)
     finish(grid.shape[0])
-    bar.close()
     return report
