@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import zarr
 from tqdm.auto import tqdm
 
 from benchmarks.distributed import SINGLE, rank_device
@@ -40,6 +39,7 @@ from benchmarks.results import assemble_results, utc_now, write_json
 from benchmarks.thumbnails import ThumbnailRecorder
 from benchmarks.training import TrainSession, fit_method, single_process_reason
 from deeplightmd._version import __version__
+from deeplightmd.access import read_region_mosaic, split_modalities
 from deeplightmd.access._store import band_request, normalizer_of
 from deeplightmd.atomic import atomic_path
 from deeplightmd.errors import ConfigError, StoreError
@@ -47,10 +47,6 @@ from deeplightmd.integrity import decode_errors, verify_store
 from deeplightmd.normalize import Normalizer
 from deeplightmd.predict.tiled import predict_windows, timed_predict
 from deeplightmd.store_format import (
-    CLIP_METADATA,
-    MODALITY_NAMES,
-    REGIONS_GROUP,
-    SPLITS,
     read_store_attrs,
 )
 from deeplightmd.store_format import store_modalities as modalities_of
@@ -94,18 +90,7 @@ class RegionalSettings:
 
 def store_modalities(store: str) -> dict[str, tuple[str, ...]]:
     """Modalities present in each split group of the store (``{split: names}``)."""
-    root = zarr.open_group(store, mode="r")
-    present = {}
-    for split in SPLITS:
-        try:
-            group = root[split]
-        except KeyError:
-            present[split] = ()
-            continue
-        names = set(group.array_keys())
-        extra = sorted(names - set(MODALITY_NAMES) - set(CLIP_METADATA))  # declared layers
-        present[split] = tuple(m for m in MODALITY_NAMES if m in names) + tuple(extra)
-    return present
+    return split_modalities(store)
 
 
 def check_store_modalities(store: str, method_name: str, needed: Iterable[str]) -> None:
@@ -445,8 +430,7 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, f
 
 def read_region_reference(store: str, region: str) -> np.ndarray:
     """The HR NTL mosaic of a region (radiance)."""
-    root = zarr.open_group(store, mode="r")
-    return np.asarray(root[f"{REGIONS_GROUP}/{region}/hr/hr_ntl"][...], dtype=np.float32)
+    return read_region_mosaic(store, region, "hr_ntl", "hr")
 
 
 def evaluate_regions(method: Method, store: str, settings: RegionalSettings, metric_config: Any,

@@ -57,3 +57,10 @@ def test_entry_points_add_commands_but_cannot_replace_the_toolkits(monkeypatch):
     assert commands["build"] == cli_mod.COMMANDS["build"]
     assert commands["predict"] == "benchmarks.predict.cli:predict"
     assert commands["bench"] == cli_mod.FALLBACK_COMMANDS["bench"]
+
+
+def test_the_harness_reads_stores_only_through_access():
+    raw = re.compile(r"^\s*(import zarr|from zarr\b)", re.MULTILINE)
+    core = list((ROOT / "benchmarks").glob("*.py"))  # speed/ measures raw zarr on purpose
+    assert [p.name for p in core if raw.search(p.read_text(encoding="utf-8"))] == []
+
