@@ -19,10 +19,10 @@ import rasterio
 import torch
 from rasterio.enums import Resampling
 
+from benchmarks.checkpoints import load_checkpoint, restore_weights
 from benchmarks.method import Method, MethodContext
 from benchmarks.protocol import resolve_device
 from benchmarks.registry import get_method
-from benchmarks.runner import load_checkpoint, restore_weights
 from deeplightmd.errors import ConfigError, DataWarning
 from deeplightmd.integrity import verify_store
 from deeplightmd.normalize import Normalizer
