@@ -56,7 +56,7 @@ bench-all: $(STAMP) $(DEMO_DIR)/.store-built  ## benchmark every registered meth
 	$(CLI) leaderboard --file $(LEADERBOARD) show
 	$(CLI) leaderboard --file $(LEADERBOARD) render --out $(DEMO_DIR)/site
 
-# the multi-world benchmark (deeplightmd/build/multiworld_presets/): `standard` (train/val from
+# the multi-world benchmark (deeplightmd/builder/multiworld_presets/): `standard` (train/val from
 # standard worlds 0-7, test + 6 regions from standard worlds 8-9) and `generalization` (same
 # training worlds, test from shifted worlds 0-1). Learned methods are trained once on `standard`;
 # their checkpoints are evaluated on `generalization` (same train split, so the same statistics).
@@ -111,8 +111,8 @@ lint: $(STAMP)  ## ruff (installs the dev extra on first use)
 	$(VENV)/bin/ruff check deeplightmd benchmarks baselines deeplightsr tests
 
 # modules mutated by `make mutation` ([tool.mutmut] in pyproject.toml); MUTATION_JOBS workers
-MUTATION_MODULES ?= deeplightmd.build.splits deeplightmd.build.windows deeplightmd.build.grid \
-	deeplightmd.build.manifest deeplightmd.normalize benchmarks.metrics.pixel \
+MUTATION_MODULES ?= deeplightmd.builder.splits deeplightmd.builder.windows deeplightmd.builder.grid \
+	deeplightmd.builder.manifest deeplightmd.normalize benchmarks.metrics.pixel \
 	benchmarks.metrics.regional benchmarks.metrics.consistency benchmarks.metrics.stats \
 	benchmarks.leaderboard.board benchmarks.leaderboard.compare
 MUTATION_JOBS ?= 2

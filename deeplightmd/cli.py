@@ -7,6 +7,8 @@ run (so ``deeplightmd --help`` stays fast and a broken optional dependency break
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 import sys
 import warnings
 from typing import Any
@@ -16,18 +18,43 @@ import click
 from deeplightmd._version import __version__
 from deeplightmd.errors import DataWarning, DeepLightError
 
-#: sub-command name -> "module:attribute" of its click command
+#: the toolkit's own sub-commands: name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
     "synth": "deeplightmd.synth.cli:synth",
-    "build": "deeplightmd.build.cli:build",
-    "info": "deeplightmd.build.cli:info",
-    "validate": "deeplightmd.build.cli:validate",
-    "preview": "deeplightmd.build.cli:preview",
+    "build": "deeplightmd.builder.cli:build",
+    "info": "deeplightmd.builder.cli:info",
+    "validate": "deeplightmd.builder.cli:validate",
+    "preview": "deeplightmd.builder.cli:preview",
+}
+
+#: entry-point group through which other packages add sub-commands (setup.cfg declares the
+#: harness's: bench, methods, leaderboard, predict)
+ENTRY_POINT_GROUP = "deeplightmd.commands"
+
+#: the harness's sub-commands by module name, used when the installed metadata lacks the entry
+#: points (an editable checkout installed before the group existed, or a plain source tree on
+#: ``PYTHONPATH``); a name only: nothing is imported unless the command is run, and a command
+#: whose module is absent is not listed
+FALLBACK_COMMANDS: dict[str, str] = {
     "bench": "benchmarks.cli:bench",
     "methods": "benchmarks.cli:methods",
     "leaderboard": "benchmarks.leaderboard.cli:leaderboard",
-    "predict": "deeplightmd.predict.cli:predict",
+    "predict": "benchmarks.predict.cli:predict",
 }
+
+
+def all_commands() -> dict[str, str]:
+    """Every sub-command: the toolkit's, then the entry points of :data:`ENTRY_POINT_GROUP`
+    (falling back to :data:`FALLBACK_COMMANDS` for names no entry point gives). A plug-in cannot
+    replace a toolkit command."""
+    found = dict(FALLBACK_COMMANDS)
+    try:
+        points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    except Exception:  # broken metadata must not break the toolkit's commands
+        points = ()
+    for point in points:
+        found[point.name] = point.value
+    return {**found, **COMMANDS}
 
 
 class LazyGroup(click.Group):
@@ -70,7 +97,7 @@ def _importable(target: str) -> bool:
         return False
 
 
-@click.group(cls=LazyGroup, lazy_commands=COMMANDS,
+@click.group(cls=LazyGroup, lazy_commands=all_commands(),
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="deeplightmd")
 def cli() -> None:

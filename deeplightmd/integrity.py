@@ -9,7 +9,7 @@ otherwise read back as zeros — wrong metrics, silently.
 :func:`verify_store` is what ``bench``, ``predict --store`` and :class:`DeepLightDataset` run
 before using a store: ``fast`` compares the listing of the store's objects with the manifest
 (names and sizes; no data read), ``full`` also checks the CRC32C of every chunk
-(:func:`deeplightmd.build.inspect.check_chunk_checksums`). Each problem names the split,
+(:func:`deeplightmd.builder.inspect.check_chunk_checksums`). Each problem names the split,
 variable and clip (``val/hr_ntl clip 3``); the first one is raised as a :class:`StoreError`.
 """
 
@@ -72,7 +72,7 @@ def write_manifest(url: str) -> dict[str, Any]:
     """Store the manifest of the store's current chunks; return its root-attrs record."""
     objects = list_chunks(url)
     blob = json.dumps({"objects": objects}, sort_keys=True, separators=(",", ":")).encode()
-    from deeplightmd.build.store import compressors
+    from deeplightmd.builder.store import compressors
 
     arr = zarr.create_array(url, name=MANIFEST_ARRAY, shape=(len(blob),), dtype="uint8",
                             chunks=(max(len(blob), 1),), compressors=compressors(),
@@ -130,7 +130,7 @@ def verify_store(url: str, attrs: dict[str, Any], level: str = "fast") -> None:
         return
     problems = manifest_problems(url, attrs)
     if level == "full" and not problems:
-        from deeplightmd.build.inspect import check_chunk_checksums
+        from deeplightmd.builder.inspect import check_chunk_checksums
 
         problems = check_chunk_checksums(url)
     if problems:

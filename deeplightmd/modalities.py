@@ -197,7 +197,7 @@ def manifest_modalities(sources: dict[str, Any]) -> dict[str, Modality]:
     """The modalities of a manifest: the built-ins (DMO bands as the source names them), then
     every declared extra layer, in manifest order.
 
-    ``sources`` maps names to :class:`~deeplightmd.build.manifest.SourceSpec` objects or to
+    ``sources`` maps names to :class:`~deeplightmd.builder.manifest.SourceSpec` objects or to
     their JSON form (a store's ``manifest.sources``).
     """
     from deeplightmd.daytime import source_band_names

@@ -45,7 +45,7 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory: pytest.TempPathFactory, tiny_world: Path) -> str:
     """A store built from ``tiny_world`` with the ``tiny`` manifest preset (read-only for tests)."""
-    from deeplightmd.build import build_store, load_manifest
+    from deeplightmd.builder import build_store, load_manifest
 
     manifest = load_manifest("tiny", world_dir=tiny_world)
     out = tmp_path_factory.mktemp("store") / "tiny.zarr"

@@ -301,7 +301,7 @@ def test_stitcher_blends_disagreeing_tiles_without_a_seam():
 def _pipeline_available() -> bool:
     """Whether the synth + build pipeline that the ``tiny_store`` fixture needs has landed."""
     try:
-        from deeplightmd.build import build_store, load_manifest  # noqa: F401
+        from deeplightmd.builder import build_store, load_manifest  # noqa: F401
         from deeplightmd.synth import generate_world  # noqa: F401
     except ImportError:
         return False

@@ -11,9 +11,9 @@ import zarr
 from affine import Affine
 from click.testing import CliRunner
 
-from deeplightmd.build import build_store, load_manifest
-from deeplightmd.build.manifest import SplitSpec
-from deeplightmd.build.splits import split_clips
+from deeplightmd.builder import build_store, load_manifest
+from deeplightmd.builder.manifest import SplitSpec
+from deeplightmd.builder.splits import split_clips
 from deeplightmd.cli import cli
 from deeplightmd.errors import ConfigError, InputFileError, StoreError
 from deeplightmd.store_format import ROOT_ATTR
@@ -114,7 +114,7 @@ def test_grid_crs_must_be_projected_in_metres(tmp_path, crs, match):
 
 
 def test_invalid_grid_crs_is_one_error_line_from_the_cli(tmp_path):
-    text = (Path(__file__).parents[1] / "deeplightmd/build/presets/tiny.yaml").read_text()
+    text = (Path(__file__).parents[1] / "deeplightmd/builder/presets/tiny.yaml").read_text()
     manifest = tmp_path / "m.yaml"
     crs_line = next(line for line in text.splitlines() if line.startswith("  crs: "))
     manifest.write_text(text.replace(crs_line, "  crs: EPSG:4326"))

@@ -13,9 +13,9 @@ from rasterio import features
 from rasterio.crs import CRS
 from shapely.geometry import Polygon
 
-from deeplightmd.build.grid import make_grid
-from deeplightmd.build.manifest import ALBERS_CHINA
-from deeplightmd.build.read import RasterRead, fill_invalid, read_to_grid
+from deeplightmd.builder.grid import make_grid
+from deeplightmd.builder.manifest import ALBERS_CHINA
+from deeplightmd.builder.read import RasterRead, fill_invalid, read_to_grid
 from deeplightmd.errors import ConfigError, InputFileError
 
 ALBERS = CRS.from_string(ALBERS_CHINA)

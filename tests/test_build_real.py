@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from deeplightmd.build import build_store, load_manifest
-from deeplightmd.build.inspect import validate_store
+from deeplightmd.builder import build_store, load_manifest
+from deeplightmd.builder.inspect import validate_store
 
 HR_FILE = "shanghai_ntl_500m/viirs_vnl_v2_annual/NTL_Shanghai_NPP-VIIRS_2018_masked_to_boundary.tif"
 MANIFEST = """

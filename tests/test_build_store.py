@@ -18,9 +18,9 @@ import zarr
 from click.testing import CliRunner
 from shapely.geometry import box
 
-from deeplightmd.build import build_store, load_manifest
-from deeplightmd.build.grid import TargetGrid
-from deeplightmd.build.inspect import store_info, validate_store
+from deeplightmd.builder import build_store, load_manifest
+from deeplightmd.builder.grid import TargetGrid
+from deeplightmd.builder.inspect import store_info, validate_store
 from deeplightmd.cli import cli
 from deeplightmd.errors import StoreError
 from deeplightmd.normalize import Normalizer

@@ -9,7 +9,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from deeplightmd.access import clip_dataarray, open_store
-from deeplightmd.build.read import RasterRead, read_to_grid
+from deeplightmd.builder.read import RasterRead, read_to_grid
 from deeplightmd.errors import ConfigError
 from deeplightmd.store_format import read_store_attrs
 

@@ -96,7 +96,7 @@ def check_manifest_block(block: Block, base: Path) -> None:
     """A manifest in the docs parses; one named like a shipped preset is that preset."""
     import yaml
 
-    from deeplightmd.build.manifest import PRESETS_DIR, manifest_from_dict
+    from deeplightmd.builder.manifest import PRESETS_DIR, manifest_from_dict
 
     data = yaml.safe_load(block.code)
     manifest_from_dict(data, base)

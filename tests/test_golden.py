@@ -1,7 +1,7 @@
 """Golden values for what every benchmark number depends on: which clips are train/val/test, and
 the seeded bootstrap interval and Wilcoxon test every reported number goes through.
 
-The split rules (deeplightmd/build/splits.py) are exact, so these tests pin their output on small
+The split rules (deeplightmd/builder/splits.py) are exact, so these tests pin their output on small
 non-square lattices: a change of the buffer width, the automatic block size or a greedy rule
 changes which clips are test clips, and with them every benchmark number. Such a change must be
 deliberate: update the constants here in the same commit and give the reason in its message.
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from benchmarks.metrics import bootstrap_ci, paired_wilcoxon
-from deeplightmd.build.manifest import SplitSpec
-from deeplightmd.build.splits import SplitResult, split_clips
+from deeplightmd.builder.manifest import SplitSpec
+from deeplightmd.builder.splits import SplitResult, split_clips
 from deeplightmd.errors import ConfigError
 
 SPLITS = ("train", "val", "test")

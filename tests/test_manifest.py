@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deeplightmd.build.manifest import (
+from deeplightmd.builder.manifest import (
     PRESETS_DIR,
     _deep_merge,
     load_manifest,

@@ -20,8 +20,8 @@ from torch import nn
 from benchmarks.method import TorchMethod
 from benchmarks.runner import run_benchmark
 from deeplightmd.access import DeepLightDataset, open_store
-from deeplightmd.build import build_store, load_manifest
-from deeplightmd.build.manifest import PRESETS_DIR
+from deeplightmd.builder import build_store, load_manifest
+from deeplightmd.builder.manifest import PRESETS_DIR
 from deeplightmd.daytime import SENSORS, conform_bands, dn_warning, resolve_bands
 from deeplightmd.errors import ConfigError, DataWarning
 from deeplightmd.modalities import BUILTIN, Modality, store_modalities
@@ -274,8 +274,8 @@ def test_builtin_stores_keep_their_attrs_and_fingerprint_inputs(tiny_store):
 
 
 def test_info_crs_is_short_and_preview_never_draws_boxes():
-    from deeplightmd.build.inspect import _short_crs
-    from deeplightmd.build.preview import _has_glyph, display_text
+    from deeplightmd.builder.inspect import _short_crs
+    from deeplightmd.builder.preview import _has_glyph, display_text
 
     assert _short_crs(CRS_UTM50_WKT) == "EPSG:32650 (WGS 84 / UTM zone 50N)"
     albers = _short_crs(load_manifest("tiny").grid.crs)

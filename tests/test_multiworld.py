@@ -9,8 +9,8 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from deeplightmd.build import multiworld as mw
-from deeplightmd.build.inspect import validate_store
+from deeplightmd.builder import multiworld as mw
+from deeplightmd.builder.inspect import validate_store
 from deeplightmd.cli import cli
 from deeplightmd.errors import ConfigError
 from deeplightmd.store_format import REGIONS_GROUP, read_store_attrs

@@ -14,12 +14,12 @@ from rasterio import features
 from shapely.geometry import box, mapping
 
 from benchmarks.method import MethodContext
+from benchmarks.predict import PredictRequest, TileSettings, predict_geotiff, preserve_lr_sum
 from benchmarks.registry import get_method
 from benchmarks.runner import read_checkpoint_meta, save_checkpoint
 from deeplightmd.access.region import Stitcher, tile_windows
 from deeplightmd.errors import ConfigError, InputFileError
 from deeplightmd.normalize import Normalizer
-from deeplightmd.predict import PredictRequest, TileSettings, predict_geotiff, preserve_lr_sum
 from deeplightmd.predict.tiled import RowBlender
 from deeplightmd.sensor import block_mean
 
@@ -273,8 +273,8 @@ def test_constant_aux_input_like_the_manifest(inputs, tmp_path):
 def test_radiance_outside_training_statistics_warns_once(inputs, tmp_path):
     import warnings
 
+    from benchmarks.predict.run import radiance_warning
     from deeplightmd.errors import DataWarning
-    from deeplightmd.predict.run import radiance_warning
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)

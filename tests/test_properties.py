@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deeplightmd.access.region import tile_windows
-from deeplightmd.build import manifest as mf
-from deeplightmd.build.grid import TargetGrid, make_grid, parse_crs
-from deeplightmd.build.manifest import PRESETS_DIR, RESAMPLING_NAMES, TOP_KEYS, manifest_from_dict
+from deeplightmd.builder import manifest as mf
+from deeplightmd.builder.grid import TargetGrid, make_grid, parse_crs
+from deeplightmd.builder.manifest import PRESETS_DIR, RESAMPLING_NAMES, TOP_KEYS, manifest_from_dict
 from deeplightmd.errors import ConfigError
 
 ALBERS = parse_crs("+proj=aea +lat_0=0 +lon_0=105 +lat_1=25 +lat_2=47 +datum=WGS84 +units=m "

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import rasterio
 
+from benchmarks.predict import PredictRequest, TileSettings, predict_geotiff
 from benchmarks.runner import RegionalSettings, run_benchmark
-from deeplightmd.predict import PredictRequest, TileSettings, predict_geotiff
 from deeplightmd.sensor import block_mean
 
 VIIRS_2020 = "shanghai_ntl_500m/viirs_vnl_v2_annual/NTL_Shanghai_NPP-VIIRS_2013_2022_2020.tif"
@@ -21,7 +21,7 @@ DISTRICTS = "china_admin_echarts4/shanghai.geojson"
 
 @pytest.fixture(scope="module")
 def real_store(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    from deeplightmd.build import build_store, load_manifest
+    from deeplightmd.builder import build_store, load_manifest
 
     manifest = load_manifest("shanghai-viirs", world_dir=real_data)
     out = str(tmp_path_factory.mktemp("real") / "shanghai.zarr")

@@ -40,7 +40,7 @@ def _place_counts(x_left: np.ndarray) -> tuple[int, int, int]:
 
 @pytest.fixture(scope="module")
 def real_viirs_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from deeplightmd.build import build_store, load_manifest
+    from deeplightmd.builder import build_store, load_manifest
 
     out = str(tmp_path_factory.mktemp("real_viirs") / "real.zarr")
     build_store(load_manifest("real-viirs"), out, workers=1, progress=False)

@@ -21,9 +21,9 @@ import pytest
 import zarr
 
 from deeplightmd.access import DeepLightDataset
-from deeplightmd.build import build_store, load_manifest
-from deeplightmd.build.inspect import check_chunk_checksums, validate_store
-from deeplightmd.build.store import store_state
+from deeplightmd.builder import build_store, load_manifest
+from deeplightmd.builder.inspect import check_chunk_checksums, validate_store
+from deeplightmd.builder.store import store_state
 from deeplightmd.errors import StoreError
 from deeplightmd.store_format import MODALITIES, ROOT_ATTR, SPLITS, read_store_attrs
 
@@ -150,7 +150,7 @@ def test_concurrent_reader_never_sees_an_incomplete_done_clip(tiny_store, tiny_w
 #: ``wait<TAB>pid`` prints the child's exit status. Each build then starts in milliseconds.
 _FORK_SERVER = """
 import os, sys
-import deeplightmd.build.cli, deeplightmd.build.pipeline  # noqa: F401 (imported once)
+import deeplightmd.builder.cli, deeplightmd.builder.pipeline  # noqa: F401 (imported once)
 from deeplightmd.cli import cli
 for line in sys.stdin:
     cmd, *args = line.rstrip("\\n").split("\\t")

@@ -335,3 +335,15 @@ def test_loader_workers_change_the_speed_not_the_result(fake_store):
     assert workers["per_clip"]["psnr"] == plain["per_clip"]["psnr"]
     with pytest.raises(ConfigError, match="num_workers must be >= 0"):
         run_benchmark(TinyTrainable, fake_store, progress=False, loader_workers=-1)
+
+
+def test_access_lists_split_modalities_and_reads_region_mosaics(fake_store):
+    from deeplightmd.access import read_region_mosaic, split_modalities
+
+    present = split_modalities(fake_store)
+    assert set(present) == {"train", "val", "test"}
+    assert "lr_ntl" in present["train"] and "hr_ntl" in present["test"]
+    region = RegionDataset(fake_store, "r1", modalities=("lr_ntl",))
+    hr = read_region_mosaic(fake_store, "r1")
+    assert hr.dtype == "float32" and hr.shape == tuple(region.hr_shape)
+    assert read_region_mosaic(fake_store, "r1", "lr_ntl", "lr").shape == tuple(region.lr_shape)

@@ -11,9 +11,9 @@ import torch
 import zarr
 
 from deeplightmd.access import DeepLightDataset
-from deeplightmd.build import build_store, load_manifest
-from deeplightmd.build.inspect import check_chunk_checksums, store_info, validate_store
-from deeplightmd.build.store import INNER_CHUNK, inner_lr_side
+from deeplightmd.builder import build_store, load_manifest
+from deeplightmd.builder.inspect import check_chunk_checksums, store_info, validate_store
+from deeplightmd.builder.store import INNER_CHUNK, inner_lr_side
 from deeplightmd.store_format import MODALITIES, read_store_attrs
 
 

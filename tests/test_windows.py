@@ -10,9 +10,9 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 from shapely.geometry import Point, box
 
-from deeplightmd.build.grid import TargetGrid, make_grid
-from deeplightmd.build.manifest import ALBERS_CHINA
-from deeplightmd.build.windows import (
+from deeplightmd.builder.grid import TargetGrid, make_grid
+from deeplightmd.builder.manifest import ALBERS_CHINA
+from deeplightmd.builder.windows import (
     DENSIFY,
     clip_boxes,
     clip_mask,

@@ -49,19 +49,19 @@ from rasterio.warp import reproject
 from benchmarks.results import cpu_model
 from benchmarks.speed import emit_report
 from benchmarks.speed.peak import peak_rss_mb
-from deeplightmd.build import load_manifest
-from deeplightmd.build.grid import TargetGrid
-from deeplightmd.build.inspect import store_size
-from deeplightmd.build.manifest import ensure_world
-from deeplightmd.build.pipeline import ClipReader, clip_runs, run_length
-from deeplightmd.build.sources import make_derived, make_readers
-from deeplightmd.build.store import compressors
+from deeplightmd.builder import load_manifest
+from deeplightmd.builder.grid import TargetGrid
+from deeplightmd.builder.inspect import store_size
+from deeplightmd.builder.manifest import ensure_world
+from deeplightmd.builder.pipeline import ClipReader, clip_runs, run_length
+from deeplightmd.builder.sources import make_derived, make_readers
+from deeplightmd.builder.store import compressors
 from deeplightmd.store_format import MODALITIES, SPLITS, read_store_attrs
 
 CHILD = """
 import json, sys, time
 from benchmarks.speed.peak import peak_rss_mb
-from deeplightmd.build import build_store, load_manifest
+from deeplightmd.builder import build_store, load_manifest
 m = load_manifest(sys.argv[1], world_dir=sys.argv[2], **json.loads(sys.argv[6]))
 scheduler = sys.argv[5] if sys.argv[5] != "default" else None
 t, c = time.perf_counter(), time.process_time()

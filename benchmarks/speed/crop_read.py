@@ -2,7 +2,7 @@
 
 A training step of the ``paper`` budget reads 32² LR / 256² HR crops from 256² / 2048² clips.
 With one chunk per clip, every crop decodes the whole 2048² chunk of each HR variable; with the
-store's sharded layout (:func:`deeplightmd.build.store.clip_layout`, inner chunks of
+store's sharded layout (:func:`deeplightmd.builder.store.clip_layout`, inner chunks of
 ``INNER_CHUNK`` HR pixels) it decodes only the inner chunks it overlaps. Both layouts are written
 with the store's codec chain (zstd + CRC32C) from the same synthetic clips (lognormal radiance-like
 values, half of them rounded so they compress like real data), then ``--crops`` random crops are
@@ -32,8 +32,8 @@ import numpy as np
 import zarr
 
 from benchmarks.speed import emit_report
-from deeplightmd.build.grid import TargetGrid
-from deeplightmd.build.store import (
+from deeplightmd.builder.grid import TargetGrid
+from deeplightmd.builder.store import (
     INNER_CHUNK,
     clip_layout,
     compressors,

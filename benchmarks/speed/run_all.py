@@ -37,8 +37,8 @@ import torch
 from benchmarks.results import cpu_model
 from benchmarks.speed import build_speed, inference_speed, loader_speed, memory
 from deeplightmd.atomic import write_text
-from deeplightmd.build import load_manifest
-from deeplightmd.build.manifest import ensure_world
+from deeplightmd.builder import load_manifest
+from deeplightmd.builder.manifest import ensure_world
 
 
 @dataclass(frozen=True)

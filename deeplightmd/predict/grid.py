@@ -6,7 +6,7 @@ With a region polygon the grid is cropped to the region's bounding box snapped o
 LR pixel lattice, so every SR pixel still lies inside exactly one LR pixel.
 
 The auxiliary layers (DMO, DEM, ISP) are warped onto SR windows with the build pipeline's
-reader (:class:`deeplightmd.build.sources.ModalityReader` → :func:`read_to_grid`), one window at
+reader (:class:`deeplightmd.builder.sources.ModalityReader` → :func:`read_to_grid`), one window at
 a time, with the same per-modality resampling as the packaged presets.
 """
 
@@ -25,8 +25,8 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from deeplightmd.build.read import RasterRead, open_rasters
-from deeplightmd.build.sources import ModalityReader
+from deeplightmd.builder.read import RasterRead, open_rasters
+from deeplightmd.builder.sources import ModalityReader
 from deeplightmd.errors import ConfigError, InputFileError
 from deeplightmd.modalities import BUILTIN
 

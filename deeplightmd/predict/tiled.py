@@ -12,9 +12,10 @@ one band of ``tile · ratio`` HR rows: rows no later tile touches are finished, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import Any, Protocol
 
 import numpy as np
 import rasterio
@@ -23,9 +24,8 @@ from rasterio import features
 from shapely.geometry.base import BaseGeometry
 from tqdm.auto import tqdm
 
-from benchmarks.method import Method
 from deeplightmd.access.region import ramp, tile_windows
-from deeplightmd.build.sources import ModalityReader
+from deeplightmd.builder.sources import ModalityReader
 from deeplightmd.errors import ConfigError
 from deeplightmd.predict.grid import SRGrid, read_lr
 from deeplightmd.predict.sums import LightSums
@@ -35,6 +35,21 @@ from deeplightmd.sensor import block_mean
 Window = tuple[int, int, int, int]
 #: receives finished SR rows: ``(first_row, sr, lr_repeated, valid)``
 RowSink = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+class Predictor(Protocol):
+    """What tiled inference needs of a method (structural: the harness's ``Method`` fits).
+
+    ``context`` carries ``ratio``, ``normalizer`` (a :class:`~deeplightmd.normalize.Normalizer`)
+    and ``device``; ``predict`` maps normalised inputs ``{name: (B, C, h, w)}`` to the normalised
+    HR prediction ``(B, 1, h·ratio, w·ratio)``.
+    """
+
+    name: str
+    inputs: Sequence[str]
+    context: Any
+
+    def predict(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,7 @@ class TiledPrediction:
     windows: list[Window] = field(default_factory=list)
 
 
-def tile_batch(method: Method, grid: SRGrid, lr_src: rasterio.io.DatasetReader,
+def tile_batch(method: Predictor, grid: SRGrid, lr_src: rasterio.io.DatasetReader,
                aux: Mapping[str, ModalityReader], window: Window) -> dict[str, torch.Tensor]:
     """The method's normalised inputs ``(1, C, h, w)`` for one LR window."""
     r, c, h, w = window
@@ -163,7 +178,61 @@ def _rows_of(windows: list[Window]) -> Iterator[tuple[int, list[Window]]]:
         yield row, list(group)
 
 
-def predict_tiled(method: Method, grid: SRGrid, lr_src: rasterio.io.DatasetReader,
+def _synchronize(device: Any) -> None:
+    if getattr(device, "type", None) == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_predict(method: Predictor, batch: Mapping[str, torch.Tensor]
+                  ) -> tuple[torch.Tensor, float]:
+    """``method.predict(batch)`` and its wall time in seconds (CUDA synchronised)."""
+    device = method.context.device
+    _synchronize(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        pred = method.predict(dict(batch))
+    _synchronize(device)
+    return pred, time.perf_counter() - start
+
+
+def predict_windows(method: Predictor, windows: Sequence[Window],
+                    batch_of: Callable[[int], Mapping[str, torch.Tensor]],
+                    add: Callable[[np.ndarray, Window], None], *,
+                    on_row: Callable[[int], None] | None = None, progress: bool = True,
+                    desc: str | None = None, leave: bool = True) -> float:
+    """The tiled-inference loop (the only one: :func:`predict_tiled` over a GeoTIFF and the
+    benchmark's regional evaluation over a store region both drive it).
+
+    For each LR ``window`` (row-major), ``batch_of(index)`` gives the method's normalised inputs
+    ``{name: (1, C, h, w)}`` on its device; the prediction is checked to be ``h·ratio × w·ratio``,
+    denormalised to radiance (float32 ``(H, W)``) and handed to ``add(sr, window)`` (a blender).
+    ``on_row(row)`` is called before the first tile of each new tile row (e.g. to release
+    finished rows). Returns the inference seconds (CUDA synchronised).
+    """
+    normalizer, ratio = method.context.normalizer, int(method.context.ratio)
+    seconds = 0.0
+    bar = tqdm(total=len(windows), desc=desc or f"predict {method.name}", unit="tile",
+               disable=not progress, leave=leave, dynamic_ncols=True)
+    index = 0
+    for row, row_windows in _rows_of(list(windows)):
+        if on_row is not None:
+            on_row(row)
+        for window in row_windows:
+            pred, dt = timed_predict(method, batch_of(index))
+            seconds += dt
+            _, _, h, w = window
+            if tuple(pred.shape[-2:]) != (h * ratio, w * ratio):
+                raise ConfigError(f"method {method.name!r} predicted {tuple(pred.shape)} for an "
+                                  f"LR tile of {h}x{w}, expected (1, 1, {h * ratio}, {w * ratio})")
+            sr = normalizer.denormalize("hr_ntl", pred[0, 0].float()).cpu().numpy()
+            add(sr, window)
+            index += 1
+            bar.update(1)
+    bar.close()
+    return seconds
+
+
+def predict_tiled(method: Predictor, grid: SRGrid, lr_src: rasterio.io.DatasetReader,
                   aux: Mapping[str, ModalityReader], settings: TileSettings, sink: RowSink,
                   *, preserve_sum: bool = False, region: BaseGeometry | None = None,
                   sums: list[LightSums] | None = None, progress: bool = True) -> TiledPrediction:
@@ -206,25 +275,12 @@ def predict_tiled(method: Method, grid: SRGrid, lr_src: rasterio.io.DatasetReade
         report.valid_pixels += int(valid_up.sum())
         sink(first, sr, lr_up, valid_up)
 
-    bar = tqdm(total=len(windows), desc=f"predict {method.name}", unit="tile",
-               disable=not progress, dynamic_ncols=True)
-    normalizer = method.context.normalizer
-    for row, row_windows in _rows_of(windows):
-        finish(row * ratio)
-        for window in row_windows:
-            batch = tile_batch(method, grid, lr_src, aux, window)
-            start = time.perf_counter()
-            with torch.no_grad():
-                pred = method.predict(batch)
-            report.seconds += time.perf_counter() - start
-            _, _, h, w = window
-            if tuple(pred.shape[-2:]) != (h * ratio, w * ratio):
-                raise ConfigError(f"method {method.name!r} predicted {tuple(pred.shape)} for an "
-                                  f"LR tile of {h}x{w}, expected (1, 1, {h * ratio}, {w * ratio})")
-            sr = normalizer.denormalize("hr_ntl", pred[0, 0].float()).cpu().numpy()
-            blender.add(sr.astype(np.float64), window)
-            report.tiles += 1
-            bar.update(1)
+    def add(sr: np.ndarray, window: Window) -> None:
+        blender.add(sr.astype(np.float64), window)
+        report.tiles += 1
+
+    report.seconds = predict_windows(
+        method, windows, lambda i: tile_batch(method, grid, lr_src, aux, windows[i]), add,
+        on_row=lambda row: finish(row * ratio), progress=progress)
     finish(grid.shape[0])
-    bar.close()
     return report

@@ -25,7 +25,7 @@ import yaml
 import zarr
 from affine import Affine
 
-from deeplightmd.build.manifest import PRESETS_DIR
+from deeplightmd.builder.manifest import PRESETS_DIR
 from deeplightmd.store_format import ROOT_ATTR
 
 

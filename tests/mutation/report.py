@@ -44,7 +44,7 @@ def load_equivalent(path: Path = EQUIVALENT) -> dict[str, str]:
 
 
 def module_of(path: str) -> str:
-    """``deeplightmd/build/splits.py`` -> ``deeplightmd.build.splits``."""
+    """``deeplightmd/builder/splits.py`` -> ``deeplightmd.builder.splits``."""
     return path.removesuffix(".py").replace("/", ".")
 
 

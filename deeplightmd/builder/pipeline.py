@@ -2,7 +2,7 @@
 region mosaics → train statistics → fingerprint → ``complete``.
 
 Every step is a plain function in its own module; this module only wires them together and runs
-the per-clip work through a :class:`~deeplightmd.build.parallel.Runner`.
+the per-clip work through a :class:`~deeplightmd.builder.parallel.Runner`.
 """
 
 from __future__ import annotations
@@ -19,21 +19,21 @@ from shapely.geometry import box
 from shapely.ops import unary_union
 
 from deeplightmd._version import __version__
-from deeplightmd.build import fingerprint as fp
-from deeplightmd.build import store as zstore
-from deeplightmd.build.grid import TargetGrid, make_grid, parse_crs
-from deeplightmd.build.manifest import Manifest, ensure_world
-from deeplightmd.build.parallel import Runner
-from deeplightmd.build.qa import passes, rejection_summary, run_quality
-from deeplightmd.build.read import RASTER_CACHE
-from deeplightmd.build.regions import (
+from deeplightmd.builder import fingerprint as fp
+from deeplightmd.builder import store as zstore
+from deeplightmd.builder.grid import TargetGrid, make_grid, parse_crs
+from deeplightmd.builder.manifest import Manifest, ensure_world
+from deeplightmd.builder.parallel import Runner
+from deeplightmd.builder.qa import passes, rejection_summary, run_quality
+from deeplightmd.builder.read import RASTER_CACHE
+from deeplightmd.builder.regions import (
     Region,
     load_regions,
     region_box,
     region_datasets,
     write_region_lazy,
 )
-from deeplightmd.build.sources import (
+from deeplightmd.builder.sources import (
     DerivedLR,
     ModalityReader,
     check_sources,
@@ -41,9 +41,9 @@ from deeplightmd.build.sources import (
     make_readers,
     sensor_model,
 )
-from deeplightmd.build.splits import SplitResult, split_clips
-from deeplightmd.build.stats import TrainStats
-from deeplightmd.build.windows import clips_touching, clips_within, coverage, domain_bounds
+from deeplightmd.builder.splits import SplitResult, split_clips
+from deeplightmd.builder.stats import TrainStats
+from deeplightmd.builder.windows import clips_touching, clips_within, coverage, domain_bounds
 from deeplightmd.daytime import dn_warning
 from deeplightmd.errors import ConfigError, DataWarning, InputFileError, StoreError
 from deeplightmd.modalities import BUILTIN, Modality
@@ -280,7 +280,7 @@ def build_store(manifest: Manifest, out: str, workers: int = 1, scheduler: str |
     """Build a DeepLightMD store from ``manifest`` at ``out`` (a path or fsspec URL).
 
     Args:
-        manifest: from :func:`deeplightmd.build.load_manifest`.
+        manifest: from :func:`deeplightmd.builder.load_manifest`.
         out: output store (local path, ``memory://name``, ``s3://...``).
         workers: local parallel workers.
         scheduler: ``sync``/``threads``/``processes`` or a ``tcp://`` dask.distributed address.

@@ -1,4 +1,4 @@
-"""The ``deeplightmd predict`` command (wired in deeplightmd/cli.py)."""
+"""The ``deeplightmd predict`` command (the harness's; wired in deeplightmd/cli.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from benchmarks.predict.run import PredictRequest, predict_geotiff
+from benchmarks.registry import load_plugin
 from deeplightmd.atomic import write_text
 from deeplightmd.predict.io import OutputSettings
-from deeplightmd.predict.run import PredictRequest, predict_geotiff
 from deeplightmd.predict.tiled import TileSettings
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -52,8 +53,6 @@ def predict(method: str, checkpoint: Path | None, store: str | None, lr: Path, d
       deeplightmd predict --method edsr --checkpoint edsr.safetensors \\
         --lr viirs_2020.tif --region districts.geojson --out sr.tif
     """
-    from benchmarks.registry import load_plugin
-
     for path in plugins:
         load_plugin(path)
     aux = {k: v for k, v in (("dmo", dmo), ("dem", dem), ("isp", isp)) if v is not None}

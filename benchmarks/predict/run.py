@@ -3,8 +3,8 @@
 Steps: check every input file → load the method (checkpoint metadata gives the method name,
 hyper-parameters, modalities, ratio and the training store's normalisation statistics) → lay the
 SR grid on the LR raster (cropped to the region) → check the auxiliaries cover it → tiled
-inference (:func:`~deeplightmd.predict.tiled.predict_tiled`) streaming finished rows into the
-COG writer and the light-sum accumulators.
+inference (the toolkit's :func:`~deeplightmd.predict.tiled.predict_tiled`) streaming finished
+rows into the COG writer and the light-sum accumulators.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import rasterio
 import torch
 from rasterio.enums import Resampling
 
+from benchmarks.checkpoints import load_checkpoint, restore_weights
 from benchmarks.method import Method, MethodContext
 from benchmarks.protocol import resolve_device
 from benchmarks.registry import get_method
-from benchmarks.runner import load_checkpoint, restore_weights
 from deeplightmd.errors import ConfigError, DataWarning
 from deeplightmd.integrity import verify_store
 from deeplightmd.normalize import Normalizer

@@ -12,8 +12,8 @@ import zarr
 from zarr.codecs import ShardingCodec
 from zarr.codecs.sharding import ShardingCodecIndexLocation
 
-from deeplightmd.build.parallel import Runner
-from deeplightmd.build.pipeline import store_fingerprint
+from deeplightmd.builder.parallel import Runner
+from deeplightmd.builder.pipeline import store_fingerprint
 from deeplightmd.errors import StoreError
 from deeplightmd.integrity import chunk_label, manifest_problems
 from deeplightmd.store_format import (
@@ -110,8 +110,8 @@ def format_info(info: dict[str, Any]) -> str:
     lines += ["sources"]
     for name, items in info["sources"].items():
         lines += [f"  {name:<7} {item}" for item in items]
-    if info.get("worlds"):  # a multi-world store (deeplightmd.build.multiworld)
-        from deeplightmd.build.multiworld import format_worlds
+    if info.get("worlds"):  # a multi-world store (deeplightmd.builder.multiworld)
+        from deeplightmd.builder.multiworld import format_worlds
 
         lines += format_worlds(info["worlds"])
     lines.append(f"fingerprint  {info['fingerprint']}")

@@ -24,10 +24,10 @@ from rasterio import features
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from deeplightmd.build.grid import Bounds, TargetGrid
-from deeplightmd.build.manifest import Manifest
-from deeplightmd.build.sources import DerivedLR, ModalityReader
-from deeplightmd.build.store import compressors
+from deeplightmd.builder.grid import Bounds, TargetGrid
+from deeplightmd.builder.manifest import Manifest
+from deeplightmd.builder.sources import DerivedLR, ModalityReader
+from deeplightmd.builder.store import compressors
 from deeplightmd.errors import ConfigError, InputFileError
 from deeplightmd.modalities import BUILTIN, Modality
 from deeplightmd.store_format import REGIONS_GROUP

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from deeplightmd.build.stats import TrainStats
+from deeplightmd.builder.stats import TrainStats
 from deeplightmd.modalities import Modality
 from deeplightmd.store_format import REGIONS_GROUP, SPLITS, read_store_attrs, store_modalities
 

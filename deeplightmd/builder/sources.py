@@ -15,9 +15,9 @@ from affine import Affine
 from rasterio.crs import CRS
 from shapely.geometry.base import BaseGeometry
 
-from deeplightmd.build.manifest import Manifest, SourceSpec, source_bands, source_scaling
-from deeplightmd.build.read import RasterRead, describe_source, fill_invalid, read_to_grid
-from deeplightmd.build.windows import footprint
+from deeplightmd.builder.manifest import Manifest, SourceSpec, source_bands, source_scaling
+from deeplightmd.builder.read import RasterRead, describe_source, fill_invalid, read_to_grid
+from deeplightmd.builder.windows import footprint
 from deeplightmd.errors import ConfigError, InputFileError
 from deeplightmd.sensor import SensorModel, block_mean, blur_and_shift, radiometric
 

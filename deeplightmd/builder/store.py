@@ -13,7 +13,7 @@ at a time writes a store: :func:`build_lock` holds ``<out>.lock`` (local stores)
 Integrity: every chunk of every array (split variables, clip metadata, region mosaics) ends with
 the CRC32C of its compressed bytes (the Zarr v3 ``crc32c`` codec after ``zstd``), computed at
 write time. Every reader verifies it when decoding, and ``deeplightmd validate`` checks it on the
-raw objects without decompressing (:func:`deeplightmd.build.inspect.check_chunk_checksums`).
+raw objects without decompressing (:func:`deeplightmd.builder.inspect.check_chunk_checksums`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from deeplightmd.atomic import ensure_folder
-from deeplightmd.build.grid import TargetGrid
+from deeplightmd.builder.grid import TargetGrid
 from deeplightmd.errors import StoreError
 from deeplightmd.integrity import MANIFEST_ATTR, write_manifest
 from deeplightmd.store_format import (

@@ -33,9 +33,9 @@ def build(preset: str | None, manifest_path: str | None, out: str, world: Path |
           worlds_dir: Path | None, workers: int, scheduler: str | None, resume: bool,
           overwrite: bool, quiet: bool) -> None:
     """Build a DeepLightMD Zarr store from a manifest (reproject, cut clips, split, write)."""
-    from deeplightmd.build import build_store, load_manifest
-    from deeplightmd.build.manifest import list_presets
-    from deeplightmd.build.multiworld import build_multiworld, multiworld_presets
+    from deeplightmd.builder import build_store, load_manifest
+    from deeplightmd.builder.manifest import list_presets
+    from deeplightmd.builder.multiworld import build_multiworld, multiworld_presets
 
     if (preset is None) == (manifest_path is None):
         raise ConfigError("give exactly one of --preset NAME or --manifest FILE")
@@ -68,7 +68,7 @@ def build(preset: str | None, manifest_path: str | None, out: str, world: Path |
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def info(store: str, as_json: bool) -> None:
     """Show counts, grid, sizes, sources and fingerprint of a store."""
-    from deeplightmd.build.inspect import format_info, store_info
+    from deeplightmd.builder.inspect import format_info, store_info
 
     summary = store_info(store)
     click.echo(json.dumps(summary, indent=2) if as_json else format_info(summary))
@@ -79,7 +79,7 @@ def info(store: str, as_json: bool) -> None:
 @click.option("--workers", default=1, show_default=True, type=int)
 def validate(store: str, workers: int) -> None:
     """Check schema, counts, splits, values, done flags and the fingerprint of a store."""
-    from deeplightmd.build.inspect import validate_store
+    from deeplightmd.builder.inspect import validate_store
 
     problems = validate_store(store, workers=workers)
     if problems:
@@ -100,6 +100,6 @@ def validate(store: str, workers: int) -> None:
               help="PNG to write")
 def preview(store: str, split: str, index: int, region: str | None, out: str) -> None:
     """Write a PNG with every modality of one clip (or region mosaic) side by side."""
-    from deeplightmd.build.preview import preview as make_preview
+    from deeplightmd.builder.preview import preview as make_preview
 
     click.echo(f"wrote {make_preview(store, out, split=split, index=index, region=region)}")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from deeplightmd.build.manifest import SplitSpec
+from deeplightmd.builder.manifest import SplitSpec
 from deeplightmd.errors import ConfigError
 
 

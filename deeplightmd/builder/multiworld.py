@@ -1,14 +1,14 @@
 """Multi-world presets: one store whose train/val clips come from some synthetic worlds and whose
 test clips and held-out regions come from other, unseen worlds.
 
-A multi-world preset (``deeplightmd/build/multiworld_presets/<name>.yaml``) names a single-world
+A multi-world preset (``deeplightmd/builder/multiworld_presets/<name>.yaml``) names a single-world
 manifest preset (grid, sources, QA), the *train worlds* (``family`` + ``indices``, each giving
 ``train`` and ``val`` clips) and the *test worlds* (each giving ``test`` clips and its held-out
 regions with admin units). :func:`build_multiworld`
 
 1. synthesises every world into a cache folder (``<family><index>``, deterministic in family and
    index; a cached world is reused when its ``world.json`` records the same family draw),
-2. builds each world with :func:`~deeplightmd.build.pipeline.build_store` into a temporary *part
+2. builds each world with :func:`~deeplightmd.builder.pipeline.build_store` into a temporary *part
    store* (train worlds: no test split, no regions; test worlds: only test clips and regions),
 3. merges the parts into one store written under a temporary name and renamed at the end (all or
    nothing): clips are concatenated per split, region ``R`` of world ``W`` becomes ``W-R``, and the
@@ -38,17 +38,17 @@ import numpy as np
 import yaml
 import zarr
 
-from deeplightmd.build import fingerprint as fp
-from deeplightmd.build import store as zstore
-from deeplightmd.build.grid import TargetGrid
-from deeplightmd.build.manifest import load_manifest
-from deeplightmd.build.parallel import Runner
-from deeplightmd.build.pipeline import build_store, scan_store
-from deeplightmd.build.stats import TrainStats
+from deeplightmd.builder import fingerprint as fp
+from deeplightmd.builder import store as zstore
+from deeplightmd.builder.grid import TargetGrid
+from deeplightmd.builder.manifest import load_manifest
+from deeplightmd.builder.parallel import Runner
+from deeplightmd.builder.pipeline import build_store, scan_store
+from deeplightmd.builder.stats import TrainStats
 from deeplightmd.errors import ConfigError, StoreError, reject_unknown
 from deeplightmd.store_format import REGIONS_GROUP, SPLITS, read_store_attrs, store_modalities
 
-PRESET_PACKAGE = "deeplightmd.build.multiworld_presets"
+PRESET_PACKAGE = "deeplightmd.builder.multiworld_presets"
 PRESET_KEYS = ("name", "description", "manifest", "train", "test", "block", "seed")
 #: clips copied from a part store by one merge task
 COPY_BATCH = 16
@@ -144,7 +144,7 @@ def load_multiworld_preset(name: str) -> MultiWorldPreset:
 def parse_multiworld_preset(name: str, data: dict[str, Any]) -> MultiWorldPreset:
     """Check a multi-world preset mapping (``base`` already resolved)."""
     reject_unknown(data, PRESET_KEYS, "key(s)", f" in multi-world preset {name!r}")
-    from deeplightmd.build.manifest import list_presets
+    from deeplightmd.builder.manifest import list_presets
 
     if data.get("manifest") not in list_presets():
         raise ConfigError(f"multi-world preset {name!r}: manifest must be one of "

@@ -2,7 +2,7 @@
 
 A manifest is YAML (see docs/manifest.md for a full example). It is parsed strictly: an unknown
 key at any level is a :class:`ConfigError` naming the known keys, so a typo never passes silently.
-Packaged presets live in ``deeplightmd/build/presets/<name>.yaml``.
+Packaged presets live in ``deeplightmd/builder/presets/<name>.yaml``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from deeplightmd import yamlio
-from deeplightmd.build.grid import parse_crs
+from deeplightmd.builder.grid import parse_crs
 from deeplightmd.daytime import resolve_bands
 from deeplightmd.errors import ConfigError, reject_unknown
 from deeplightmd.modalities import BUILTIN, Modality, manifest_modalities

@@ -13,7 +13,7 @@ from shapely.geometry import Polygon, box
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from deeplightmd.build.grid import Bounds, TargetGrid
+from deeplightmd.builder.grid import Bounds, TargetGrid
 
 #: points per edge when a rectangle is reprojected (curved edges stay accurate)
 DENSIFY = 64

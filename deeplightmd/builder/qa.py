@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from deeplightmd.build.grid import TargetGrid
-from deeplightmd.build.manifest import QASpec
-from deeplightmd.build.sources import ModalityReader
+from deeplightmd.builder.grid import TargetGrid
+from deeplightmd.builder.manifest import QASpec
+from deeplightmd.builder.sources import ModalityReader
 
 
 def run_quality(grid: TargetGrid, row: int, col0: int, n: int,

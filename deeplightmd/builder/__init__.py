@@ -5,8 +5,8 @@ Pipeline (one module per step): :mod:`.manifest` → :mod:`.sources` (checks) �
 :mod:`.stats` → :mod:`.fingerprint`, wired by :mod:`.pipeline`.
 """
 
-from deeplightmd.build.manifest import Manifest, list_presets, load_manifest
-from deeplightmd.build.pipeline import build_store
-from deeplightmd.build.read import read_to_grid
+from deeplightmd.builder.manifest import Manifest, list_presets, load_manifest
+from deeplightmd.builder.pipeline import build_store
+from deeplightmd.builder.read import read_to_grid
 
 __all__ = ["Manifest", "build_store", "list_presets", "load_manifest", "read_to_grid"]
