@@ -164,3 +164,48 @@ def test_load_manifest_errors_name_the_file(tmp_path):
     good.write_text(yaml.safe_dump(tiny(base_dir="w")))
     assert load_manifest(good).base_dir == tmp_path.resolve() / "w"
     assert load_manifest(good, world_dir=tmp_path / "x").base_dir == (tmp_path / "x").resolve()
+
+
+def test_to_dict_renames_derive_from_and_leaves_out_base_dir():
+    doc = tiny(sources__lr_ntl=None, derive={"lr_ntl": {"from": "hr_ntl", "noise": False}})
+    m = manifest_from_dict(doc, BASE)
+    out = m.to_dict()
+    assert "base_dir" not in out
+    assert out["derive"] == {"lr_ntl": {"from": "hr_ntl", "sensor_model": {}, "noise": False}}
+    assert manifest_from_dict(out, BASE) == m
+
+
+def test_modalities_and_source_scaling():
+    from deeplightmd.build.manifest import source_scaling
+    from deeplightmd.daytime import get_sensor
+    from deeplightmd.modalities import BUILTIN
+
+    m = manifest_from_dict(tiny(), BASE)
+    assert set(m.modalities()) == set(BUILTIN)
+    assert m.modalities()["hr_ntl"].bands == 1
+    m2 = manifest_from_dict(tiny(sources__dem__scale=0.5, sources__dem__offset=-2.0), BASE)
+    assert source_scaling("dem", m2.sources["dem"]) == (0.5, -2.0)
+    dmo = manifest_from_dict(tiny(sources__dmo={"files": ["d.tif"], "sensor": "landsat7-etm"}),
+                             BASE).sources["dmo"]
+    preset = get_sensor("landsat7-etm")
+    assert source_scaling("dmo", dmo) == (preset.scale, preset.offset) != (1.0, 0.0)
+    # the same spec under another name is not a DMO source: its own scale and offset
+    assert source_scaling("dem", dmo) == (1.0, 0.0)
+
+
+def test_deep_merge_returns_an_independent_copy():
+    base = {"grid": {"ratio": 8}, "e": 3}
+    out = _deep_merge(base, {"e": 4})
+    out["grid"]["ratio"] = 4
+    assert base == {"grid": {"ratio": 8}, "e": 3}
+
+
+def test_world_cache_dir_default_and_override(monkeypatch, tmp_path):
+    from deeplightmd.build.manifest import WorldSpec, world_cache_dir
+
+    monkeypatch.delenv("DEEPLIGHT_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert world_cache_dir(WorldSpec("tiny", 3)) == \
+        tmp_path / ".cache" / "deeplight" / "worlds" / "tiny-seed3"
+    monkeypatch.setenv("DEEPLIGHT_CACHE", str(tmp_path / "c"))
+    assert world_cache_dir(WorldSpec("demo", 0)) == tmp_path / "c" / "worlds" / "demo-seed0"
