@@ -44,7 +44,11 @@ def test_the_tiny_preset_is_valid():
 
 @pytest.mark.parametrize(("changes", "match"), [
     ({"sources__foo": {"files": ["x.tif"]}}, r"unknown modality 'foo'; expected some of \['dem'"),
-    ({"sources__isp": None}, r"no source or derive rule for modality/modalities \['isp'\]"),
+    ({"sources__isp": None}, r"no source or derive rule for modality/modalities \['isp'\] "
+     r"\(use `constant: VALUE` for a modality you do not have\)$"),
+    ({"derive": {"foo": {}}},
+     r"^unknown modality 'foo' in derive; expected some of \['dem', 'dmo', 'hr_ntl', 'isp', "
+     r"'lr_ntl'\]$"),
     ({"derive": {"lr_ntl": {"from": "hr_ntl"}}},
      r"modality/modalities \['lr_ntl'\] have both a source and a derive rule"),
     ({"sources__hr_ntl": {"constant": 1.0}, "sources__lr_ntl": None,
@@ -154,11 +158,14 @@ def test_deep_merge_nests_and_replaces():
 def test_load_manifest_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError, match=r"manifest file '.*missing.yaml' does not exist"):
         load_manifest(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=r"manifest file '.*missing.yml' does not exist"):
+        load_manifest(tmp_path / "missing.yml")
     with pytest.raises(ConfigError, match=r"unknown preset 'nope'; expected one of \["):
         load_manifest("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [1,\n")
-    with pytest.raises(ConfigError, match=r"manifest '.*bad.yaml' is not valid YAML: "):
+    with pytest.raises(ConfigError, match=r"manifest '.*bad.yaml' is not valid YAML: "
+                       r"while parsing a flow node$"):
         load_manifest(bad)
     good = tmp_path / "m.yaml"
     good.write_text(yaml.safe_dump(tiny(base_dir="w")))
@@ -209,3 +216,51 @@ def test_world_cache_dir_default_and_override(monkeypatch, tmp_path):
         tmp_path / ".cache" / "deeplight" / "worlds" / "tiny-seed3"
     monkeypatch.setenv("DEEPLIGHT_CACHE", str(tmp_path / "c"))
     assert world_cache_dir(WorldSpec("demo", 0)) == tmp_path / "c" / "worlds" / "demo-seed0"
+
+
+def test_plain_turns_paths_tuples_and_dataclasses_into_json_values():
+    from deeplightmd.build.manifest import WorldSpec, _plain
+
+    assert _plain({"p": Path("a/b"), "t": (1, [2]), "w": WorldSpec("tiny", 1)}) == \
+        {"p": "a/b", "t": [1, [2]], "w": {"preset": "tiny", "seed": 1}}
+
+
+def test_source_bands_of_a_dmo_sensor_preset():
+    from deeplightmd.build.manifest import source_bands
+    from deeplightmd.daytime import get_sensor
+
+    spec = manifest_from_dict(tiny(sources__dmo={"files": ["d.tif"], "sensor": "landsat7-etm"}),
+                              BASE).sources["dmo"]
+    preset = get_sensor("landsat7-etm")
+    assert source_bands("dmo", spec) == tuple(preset.index(n) for n in preset.bands)
+    assert source_bands("dem", spec) == (1,)
+
+
+def test_a_packaged_preset_with_a_world_resolves_to_the_world_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("DEEPLIGHT_CACHE", str(tmp_path))
+    m = load_manifest("tiny")
+    assert m.base_dir == (tmp_path / "worlds" / "tiny-seed0").resolve()
+    assert load_manifest("tiny", world__seed=4).base_dir == \
+        (tmp_path / "worlds" / "tiny-seed4").resolve()
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['bogus'\] in manifest section "
+                       r"'world'"):
+        load_manifest("tiny", world__bogus=1)
+
+
+def test_ensure_world_generates_only_a_missing_world(monkeypatch, tmp_path):
+    """The world is generated into base_dir with the manifest's preset and seed (overwriting a
+    partial folder) when world.json is absent; nothing happens without a world or with one."""
+    import deeplightmd.synth
+    from deeplightmd.build.manifest import ensure_world
+
+    calls = []
+    monkeypatch.setattr(deeplightmd.synth, "generate_world",
+                        lambda *a, **k: calls.append((a, k)))
+    m = manifest_from_dict(tiny(world={"preset": "tiny", "seed": 5}), tmp_path)
+    ensure_world(manifest_from_dict(tiny(world=None), tmp_path))
+    assert calls == []
+    ensure_world(m)
+    assert calls == [((tmp_path,), {"preset": "tiny", "seed": 5, "overwrite": True})]
+    (tmp_path / "world.json").write_text("{}")
+    ensure_world(m)
+    assert len(calls) == 1
