@@ -242,3 +242,61 @@ def test_compare_refuses_other_fingerprint(tmp_path):
     assert result.exit_code == 2 and "different datasets" in result.output
     with pytest.raises(ConfigError, match="no per-clip 'nope'"):
         compare_results(a, make_results("c", fingerprint=FP_A), metric="nope")
+
+
+def _paired(name_a: str = "A", name_b: str = "B"):
+    """Ten clips, A = B + 0.1, 0.2, ..., 1.0: every paired difference positive and distinct."""
+    b = [20.0 + i for i in range(10)]
+    a = [v + 0.1 * (i + 1) for i, v in enumerate(b)]
+    return make_results(name_a, a), make_results(name_b, b)
+
+
+def test_compare_numbers_and_summary_by_hand():
+    """W = 0 (no negative difference) and the exact two-sided p = 2 / 2**10."""
+    a, b = _paired()
+    c = compare_results(a, b)
+    assert (c.method_a, c.method_b, c.metric, c.n, c.alpha) == ("A", "B", "psnr", 10, 0.05)
+    assert c.mean_a == pytest.approx(25.05) and c.mean_b == pytest.approx(24.5)
+    assert c.median_difference == pytest.approx(0.55)
+    assert c.statistic == 0.0 and c.p_value == pytest.approx(2 / 1024)
+    assert c.significant and c.winner == "A"
+    assert c.summary() == ("psnr: A 25.0500 vs B 24.5000 (median paired difference +0.5500, "
+                           "n = 10 clips); Wilcoxon signed-rank W = 0, p = 0.00195 → A is better "
+                           "at alpha = 0.05")
+    swapped = compare_results(b, a)
+    assert swapped.winner == "A" and swapped.median_difference == pytest.approx(-0.55)
+    strict = compare_results(a, b, alpha=0.001)
+    assert not strict.significant and strict.winner is None
+    assert strict.summary().endswith("→ no significant difference at alpha = 0.001")
+
+
+def test_compare_lower_is_better_metrics_and_missing_clips():
+    """For an error metric the lower run wins; clips missing from one run or null in either are
+    left out of the pairing."""
+    a, b = _paired()
+    for doc in (a, b):
+        doc["per_clip"]["rmse"] = list(doc["per_clip"]["psnr"])
+    c = compare_results(a, b, metric="rmse")
+    assert c.winner == "B" and c.median_difference == pytest.approx(0.55)
+    a["per_clip"]["clip_id"].append(99)
+    a["per_clip"]["psnr"].append(1.0)
+    b["per_clip"]["psnr"][0] = None
+    c = compare_results(a, b)
+    assert c.n == 9 and c.mean_b == pytest.approx(sum(range(21, 30)) / 9)
+
+
+def test_compare_error_messages_are_exact():
+    a, b = make_results("a", fingerprint=FP_A), make_results("b", fingerprint=FP_B)
+    with pytest.raises(ConfigError, match=r"^cannot compare runs on different datasets: a ran on "
+                       r"fingerprint a{12}…, b on b{12}…$"):
+        compare_results(a, b)
+    c = make_results("c", fingerprint=FP_A)
+    with pytest.raises(ConfigError, match=r"^results of a have no per-clip 'nope'; known: piqe, "
+                       r"psnr, ssim$"):
+        compare_results(a, c, metric="nope")
+    a["per_clip"]["nope"] = [1.0] * 4
+    with pytest.raises(ConfigError, match=r"^results of c have no per-clip 'nope'"):
+        compare_results(a, c, metric="nope")
+    with pytest.raises(ConfigError, match=r"^results of a and c share no test clip with a finite "
+                       r"piqe$"):
+        compare_results(a, c, metric="piqe")
