@@ -300,3 +300,97 @@ def test_compare_error_messages_are_exact():
     with pytest.raises(ConfigError, match=r"^results of a and c share no test clip with a finite "
                        r"piqe$"):
         compare_results(a, c, metric="piqe")
+
+
+def test_load_board_of_a_missing_file(tmp_path):
+    assert load_board(tmp_path / "none.json") == empty_board()
+    with pytest.raises(SchemaError, match=r"^leaderboard file '.*none\.json' not found \(expected "
+                       r"a JSON file written by `deeplightmd leaderboard add` or `bench`\)$"):
+        load_board(tmp_path / "none.json", missing_ok=False)
+
+
+def test_a_held_lock_times_out_with_a_named_error(tmp_path):
+    import filelock
+
+    from benchmarks.leaderboard.board import board_lock
+    from deeplightmd.errors import OutputError
+
+    path = tmp_path / "sub" / "lb.json"
+    with board_lock(path):  # creates the folder; the lock is free again afterwards
+        assert (tmp_path / "sub" / "lb.json.lock").exists()
+    holder = filelock.FileLock(f"{path}.lock")
+    with holder, pytest.raises(OutputError, match=r"^leaderboard '.*lb\.json' is locked by another "
+                                                  r"process \(.*lb\.json\.lock held for more than "
+                                                  r"0\.05 s\)$"):
+        with board_lock(path, timeout=0.05):
+            pass
+
+
+def test_training_fingerprint_follows_the_checkpoint():
+    from benchmarks.leaderboard.board import training_fingerprint
+
+    doc = {"dataset": {"fingerprint": FP_A}}
+    assert training_fingerprint(doc) == FP_A
+    loaded = {**doc, "checkpoint": {"trained_in_this_run": False, "store_fingerprint": FP_B}}
+    assert training_fingerprint(loaded) == FP_B
+    trained = {**doc, "checkpoint": {"trained_in_this_run": True, "store_fingerprint": FP_B}}
+    assert training_fingerprint(trained) == FP_A
+
+
+def test_rows_from_documents_of_every_shape(tmp_path):
+    from benchmarks.leaderboard.board import rows_from_document
+
+    row = row_from_results(make_results("m1"))
+    other = {**row, "method": "m2"}
+    assert rows_from_document(row, "x") == [row]
+    assert rows_from_document([row, other], "x") == [row, other]
+    assert rows_from_document({"rows": [row]}, "x") == [row]
+    with pytest.raises(SchemaError, match=r"^x: expected 'rows' to be a list, found str$"):
+        rows_from_document({"rows": "no"}, "x")
+    with pytest.raises(SchemaError, match=r"x row 1\b.*source"):
+        rows_from_document([row, {**row, "source": "guessed"}], "x")
+    with pytest.raises(SchemaError, match=r"^x\b.*source") as err:
+        rows_from_document({**row, "source": "guessed"}, "x")
+    assert "row 0" not in str(err.value)
+    with pytest.raises(SchemaError, match=r"^.*missing\.yaml: file not found$"):
+        read_rows(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yml").write_text("a: [1,\n")
+    with pytest.raises(SchemaError, match=r"bad\.yml is not valid YAML: while parsing a flow "
+                                          r"node$"):
+        read_rows(tmp_path / "bad.yml")
+
+
+def test_add_reports_and_conflict_messages_are_exact():
+    from benchmarks.leaderboard.board import AddReport
+
+    assert AddReport(2, 0, 1).summary() == "2 row(s) added, 0 replaced, 1 unchanged"
+    row = row_from_results(make_results("m1"))
+    board, report = add_rows(empty_board(), [row])
+    assert report == AddReport(1, 0, 0) and board["rows"] == [row]
+    changed = {**row, "metrics": {"psnr": {"mean": 1.0}}}
+    run = row["run_id"]
+    with pytest.raises(SchemaError, match=rf"^new row 0 m1 \(reproduced, budget small, seed 0, "
+                       rf"run {run}\) has the key of leaderboard row 0 but other values; pass "
+                       rf"--replace to replace it$"):
+        add_rows(board, [changed])
+    new, report = add_rows(board, [changed], replace=True)
+    assert report == AddReport(0, 1, 0) and new["rows"] == [changed]
+    assert board["rows"] == [row]  # the given board is not changed
+
+
+def test_row_key_and_upgrade_details():
+    row = row_from_results(make_results("m1"))
+    key = row_key(row)
+    assert key == ("m1", "reproduced", FP, row["training_fingerprint"], "small", 0, row["run_id"])
+    reported = {**row, "dataset": {"name": "paper-set"}, "protocol": None}
+    assert row_key(reported)[2:] == ("paper-set", row["training_fingerprint"], None, None,
+                                     row["run_id"])
+    from benchmarks.leaderboard.board import upgrade_board
+
+    v1 = {"schema_version": 1, "rows": [{"method": "x", "protocol": {"steps": 5}}]}
+    up = upgrade_board(v1)
+    assert up["rows"][0] == {"run_id": None, "training_fingerprint": None, "method": "x",
+                             "protocol": {"steps": 5}}
+    assert up["schema_version"] == 2
+    v2 = {"schema_version": 2, "rows": []}
+    assert upgrade_board(v2) is v2
