@@ -4,6 +4,7 @@ naming what was expected and what was found, and accepts the boundary values it 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def test_the_tiny_preset_is_valid():
     ({"derive": {"lr_ntl": {"from": "hr_ntl"}}},
      r"modality/modalities \['lr_ntl'\] have both a source and a derive rule"),
     ({"sources__hr_ntl": {"constant": 1.0}, "sources__lr_ntl": None,
-      "derive": {"lr_ntl": {"from": "hr_ntl"}}}, "derive.lr_ntl needs a file source for hr_ntl"),
+      "derive": {"lr_ntl": {"from": "hr_ntl"}}}, r"^derive\.lr_ntl needs a file source for hr_ntl$"),
     ({"sources__lr_ntl": None, "derive": {"lr_ntl": {"from": "dem"}}},
      "derive supports only lr_ntl from hr_ntl, got lr_ntl from dem"),
     ({"sources__lr_ntl": None, "derive": {"lr_ntl": {"sensor_model": "viirs"}}},
@@ -87,7 +88,15 @@ def test_the_tiny_preset_is_valid():
     ({"splits__block": -1}, "split counts, block and buffer must be >= 0"),
     ({"splits__on_shortfall": "warn"}, "splits.on_shortfall must be 'error' or 'ratio', "
                                        "got 'warn'"),
-    ({"regions__file": None}, r"regions.test_regions needs regions.file \(the polygons\)"),
+    ({"regions__file": None}, r"^regions.test_regions needs regions.file \(the polygons\)$"),
+    ({"sources__dem__sensor": "landsat7-etm"},
+     r"^sources\.dem: sensor and band_names apply to dmo only$"),
+    ({"sources__isp__band_names": ["x"]}, r"^sources\.isp: sensor and band_names apply to dmo only$"),
+    *[({"regions__test_regions": [bad]},
+       rf"^regions\.test_regions: {re.escape(repr(bad))} cannot name a store group "
+       r"\(regions/<name>\); expected a non-empty name without '/', '\\', surrounding "
+       r"spaces, and not '\.' or '\.\.'$")
+      for bad in ("a/b", "a\\b", " Anhui", "Anhui ", ".", "..", "", "  ", 3)],
     ({"regions__chunk": 12}, r"regions.chunk \(12\) must be a multiple of the ratio 8"),
     ({"qa": {"min_valid_fraction": 1.5}}, r"qa fractions must lie in \[0, 1\]"),
     ({"qa": {"min_valid_fraction": -0.1}}, r"qa fractions must lie in \[0, 1\]"),
@@ -101,6 +110,7 @@ def test_each_rule_refuses_its_bad_value(changes, match):
 
 @pytest.mark.parametrize("changes", [
     {"sources__dem__bands": [3]},
+    {"grid__hr_pixel_size": 0.5},
     {"sources__dem__oversample": 1},
     {"sources__dem__valid_range": [2, 2]},
     {"sources__dem__valid_range": [-1.5, 7]},
