@@ -274,3 +274,30 @@ def test_ensure_world_generates_only_a_missing_world(monkeypatch, tmp_path):
     (tmp_path / "world.json").write_text("{}")
     ensure_world(m)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(("changes", "section"), [
+    ({"splits__bogus": 1}, "splits"),
+    ({"regions__bogus": 1}, "regions"),
+    ({"world__bogus": 1}, "world"),
+    ({"sources__lr_ntl": None, "derive": {"lr_ntl": {"bogus": 1}}}, "derive.lr_ntl"),
+    ({"sources__dem__bogus": 1}, "sources.dem"),
+])
+def test_a_typo_names_its_manifest_section(changes, section):
+    with pytest.raises(ConfigError, match=rf"^unknown key\(s\) \['bogus'\] in manifest section "
+                       rf"'{re.escape(section)}'; expected some of \["):
+        manifest_from_dict(tiny(**changes), BASE)
+
+
+def test_name_seed_and_source_keys_of_a_parsed_manifest():
+    m = manifest_from_dict(tiny(name=12, seed=None), BASE)
+    assert m.name == "12" and m.seed == 0
+    with pytest.raises(ConfigError, match=r"^manifest 'sources' must map modality names to source "
+                       r"specs$"):
+        manifest_from_dict({**TINY, "sources": ["dem"]}, BASE)
+    out = m.to_dict()
+    assert out["name"] == "12" and out["seed"] == 0
+    assert not {"sensor", "band_names", "modality"} & set(out["sources"]["dem"])
+    dmo = manifest_from_dict(tiny(sources__dmo={"files": ["d.tif"], "sensor": "landsat7-etm"}),
+                             BASE).to_dict()["sources"]["dmo"]
+    assert dmo["sensor"] == "landsat7-etm" and "band_names" not in dmo
