@@ -394,3 +394,15 @@ def test_row_key_and_upgrade_details():
     assert up["schema_version"] == 2
     v2 = {"schema_version": 2, "rows": []}
     assert upgrade_board(v2) is v2
+
+
+def test_compare_refuses_a_per_clip_list_of_another_length():
+    """A per-clip column shorter than clip_id is an error, never silently paired by position."""
+    a, b = _paired()
+    a["per_clip"]["psnr"].pop()
+    with pytest.raises(ValueError, match="zip"):
+        compare_results(a, b)
+    a, b = _paired()
+    b["per_clip"]["psnr"].pop()
+    with pytest.raises(ValueError, match="zip"):
+        compare_results(a, b)
