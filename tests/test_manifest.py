@@ -111,6 +111,7 @@ def test_each_rule_refuses_its_bad_value(changes, match):
 @pytest.mark.parametrize("changes", [
     {"sources__dem__bands": [3]},
     {"grid__hr_pixel_size": 0.5},
+    {"regions__test_regions": ["Xinjiang", "Inner Mongolia"]},
     {"sources__dem__oversample": 1},
     {"sources__dem__valid_range": [2, 2]},
     {"sources__dem__valid_range": [-1.5, 7]},
