@@ -118,10 +118,14 @@ MUTATION_MODULES ?= deeplightmd.builder.splits deeplightmd.builder.windows deepl
 MUTATION_JOBS ?= 2
 mutation: $(STAMP)  ## mutation score per core module (mutmut, 1-2 h on 2 cores; not part of make test)
 	test -x $(VENV)/bin/mutmut || $(PY) -m pip install -q -e ".[mutation]"
+	@start=$$(date +%s); rc=0; \
 	for m in $(MUTATION_MODULES); do \
-	  nice $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) "$$m.*" || exit 1; \
-	done
-	$(PY) tests/mutation/report.py
+	  nice $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) "$$m.*" || rc=1; \
+	done; \
+	echo; echo "mutation: per-module scores (equivalents excluded)"; \
+	$(PY) tests/mutation/report.py || rc=1; \
+	echo "mutation: wall time $$(( ($$(date +%s) - start) / 60 )) min"; \
+	exit $$rc
 
 clean:  ## remove the demo outputs (keeps .venv)
 	rm -rf $(DEMO_DIR)

@@ -290,3 +290,167 @@ def test_total_light_flag_tolerance():
         "c": {"total_light_rel_error": 0.96}, "d": {"psnr": 20.0}})
     assert light_flags(row) == ["total light b -25 %", "total light c +96 %"]
     assert light_flags(row, tolerance=1.0) == []
+
+
+def _paired(name_a: str = "A", name_b: str = "B"):
+    """Ten clips, A = B + 0.1, 0.2, ..., 1.0: every paired difference positive and distinct."""
+    b = [20.0 + i for i in range(10)]
+    a = [v + 0.1 * (i + 1) for i, v in enumerate(b)]
+    return make_results(name_a, a), make_results(name_b, b)
+
+
+def test_compare_numbers_and_summary_by_hand():
+    """W = 0 (no negative difference) and the exact two-sided p = 2 / 2**10."""
+    a, b = _paired()
+    c = compare_results(a, b)
+    assert (c.method_a, c.method_b, c.metric, c.n, c.alpha) == ("A", "B", "psnr", 10, 0.05)
+    assert c.mean_a == pytest.approx(25.05) and c.mean_b == pytest.approx(24.5)
+    assert c.median_difference == pytest.approx(0.55)
+    assert c.statistic == 0.0 and c.p_value == pytest.approx(2 / 1024)
+    assert c.significant and c.winner == "A"
+    assert c.summary() == ("psnr: A 25.0500 vs B 24.5000 (median paired difference +0.5500, "
+                           "n = 10 clips); Wilcoxon signed-rank W = 0, p = 0.00195 → A is better "
+                           "at alpha = 0.05")
+    swapped = compare_results(b, a)
+    assert swapped.winner == "A" and swapped.median_difference == pytest.approx(-0.55)
+    strict = compare_results(a, b, alpha=0.001)
+    assert not strict.significant and strict.winner is None
+    assert strict.summary().endswith("→ no significant difference at alpha = 0.001")
+
+
+def test_compare_lower_is_better_metrics_and_missing_clips():
+    """For an error metric the lower run wins; clips missing from one run or null in either are
+    left out of the pairing."""
+    a, b = _paired()
+    for doc in (a, b):
+        doc["per_clip"]["rmse"] = list(doc["per_clip"]["psnr"])
+    c = compare_results(a, b, metric="rmse")
+    assert c.winner == "B" and c.median_difference == pytest.approx(0.55)
+    a["per_clip"]["clip_id"].append(99)
+    a["per_clip"]["psnr"].append(1.0)
+    b["per_clip"]["psnr"][0] = None
+    c = compare_results(a, b)
+    assert c.n == 9 and c.mean_b == pytest.approx(sum(range(21, 30)) / 9)
+
+
+def test_compare_error_messages_are_exact():
+    a, b = make_results("a", fingerprint=FP_A), make_results("b", fingerprint=FP_B)
+    with pytest.raises(ConfigError, match=r"^cannot compare runs on different datasets: a ran on "
+                       r"fingerprint a{12}…, b on b{12}…$"):
+        compare_results(a, b)
+    c = make_results("c", fingerprint=FP_A)
+    with pytest.raises(ConfigError, match=r"^results of a have no per-clip 'nope'; known: piqe, "
+                       r"psnr, ssim$"):
+        compare_results(a, c, metric="nope")
+    a["per_clip"]["nope"] = [1.0] * 4
+    with pytest.raises(ConfigError, match=r"^results of c have no per-clip 'nope'"):
+        compare_results(a, c, metric="nope")
+    with pytest.raises(ConfigError, match=r"^results of a and c share no test clip with a finite "
+                       r"piqe$"):
+        compare_results(a, c, metric="piqe")
+
+
+def test_load_board_of_a_missing_file(tmp_path):
+    assert load_board(tmp_path / "none.json") == empty_board()
+    with pytest.raises(SchemaError, match=r"^leaderboard file '.*none\.json' not found \(expected "
+                       r"a JSON file written by `deeplightmd leaderboard add` or `bench`\)$"):
+        load_board(tmp_path / "none.json", missing_ok=False)
+
+
+def test_a_held_lock_times_out_with_a_named_error(tmp_path):
+    import filelock
+
+    from benchmarks.leaderboard.board import board_lock
+    from deeplightmd.errors import OutputError
+
+    path = tmp_path / "sub" / "lb.json"
+    with board_lock(path):  # creates the folder; the lock is free again afterwards
+        assert (tmp_path / "sub" / "lb.json.lock").exists()
+    holder = filelock.FileLock(f"{path}.lock")
+    with holder, pytest.raises(OutputError, match=r"^leaderboard '.*lb\.json' is locked by another "
+                                                  r"process \(.*lb\.json\.lock held for more than "
+                                                  r"0\.05 s\)$"):
+        with board_lock(path, timeout=0.05):
+            pass
+
+
+def test_training_fingerprint_follows_the_checkpoint():
+    from benchmarks.leaderboard.board import training_fingerprint
+
+    doc = {"dataset": {"fingerprint": FP_A}}
+    assert training_fingerprint(doc) == FP_A
+    loaded = {**doc, "checkpoint": {"trained_in_this_run": False, "store_fingerprint": FP_B}}
+    assert training_fingerprint(loaded) == FP_B
+    trained = {**doc, "checkpoint": {"trained_in_this_run": True, "store_fingerprint": FP_B}}
+    assert training_fingerprint(trained) == FP_A
+
+
+def test_rows_from_documents_of_every_shape(tmp_path):
+    from benchmarks.leaderboard.board import rows_from_document
+
+    row = row_from_results(make_results("m1"))
+    other = {**row, "method": "m2"}
+    assert rows_from_document(row, "x") == [row]
+    assert rows_from_document([row, other], "x") == [row, other]
+    assert rows_from_document({"rows": [row]}, "x") == [row]
+    with pytest.raises(SchemaError, match=r"^x: expected 'rows' to be a list, found str$"):
+        rows_from_document({"rows": "no"}, "x")
+    with pytest.raises(SchemaError, match=r"x row 1\b.*source"):
+        rows_from_document([row, {**row, "source": "guessed"}], "x")
+    with pytest.raises(SchemaError, match=r"^x\b.*source") as err:
+        rows_from_document({**row, "source": "guessed"}, "x")
+    assert "row 0" not in str(err.value)
+    with pytest.raises(SchemaError, match=r"^.*missing\.yaml: file not found$"):
+        read_rows(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yml").write_text("a: [1,\n")
+    with pytest.raises(SchemaError, match=r"bad\.yml is not valid YAML: while parsing a flow "
+                                          r"node$"):
+        read_rows(tmp_path / "bad.yml")
+
+
+def test_add_reports_and_conflict_messages_are_exact():
+    from benchmarks.leaderboard.board import AddReport
+
+    assert AddReport(2, 0, 1).summary() == "2 row(s) added, 0 replaced, 1 unchanged"
+    row = row_from_results(make_results("m1"))
+    board, report = add_rows(empty_board(), [row])
+    assert report == AddReport(1, 0, 0) and board["rows"] == [row]
+    changed = {**row, "metrics": {"psnr": {"mean": 1.0}}}
+    run = row["run_id"]
+    with pytest.raises(SchemaError, match=rf"^new row 0 m1 \(reproduced, budget small, seed 0, "
+                       rf"run {run}\) has the key of leaderboard row 0 but other values; pass "
+                       rf"--replace to replace it$"):
+        add_rows(board, [changed])
+    new, report = add_rows(board, [changed], replace=True)
+    assert report == AddReport(0, 1, 0) and new["rows"] == [changed]
+    assert board["rows"] == [row]  # the given board is not changed
+
+
+def test_row_key_and_upgrade_details():
+    row = row_from_results(make_results("m1"))
+    key = row_key(row)
+    assert key == ("m1", "reproduced", FP, row["training_fingerprint"], "small", 0, row["run_id"])
+    reported = {**row, "dataset": {"name": "paper-set"}, "protocol": None}
+    assert row_key(reported)[2:] == ("paper-set", row["training_fingerprint"], None, None,
+                                     row["run_id"])
+    from benchmarks.leaderboard.board import upgrade_board
+
+    v1 = {"schema_version": 1, "rows": [{"method": "x", "protocol": {"steps": 5}}]}
+    up = upgrade_board(v1)
+    assert up["rows"][0] == {"run_id": None, "training_fingerprint": None, "method": "x",
+                             "protocol": {"steps": 5}}
+    assert up["schema_version"] == 2
+    v2 = {"schema_version": 2, "rows": []}
+    assert upgrade_board(v2) is v2
+
+
+def test_compare_refuses_a_per_clip_list_of_another_length():
+    """A per-clip column shorter than clip_id is an error, never silently paired by position."""
+    a, b = _paired()
+    a["per_clip"]["psnr"].pop()
+    with pytest.raises(ValueError, match="zip"):
+        compare_results(a, b)
+    a, b = _paired()
+    b["per_clip"]["psnr"].pop()
+    with pytest.raises(ValueError, match="zip"):
+        compare_results(a, b)

@@ -125,7 +125,7 @@ def test_admin_sums_count_only_pixels_inside_the_mask():
     # 16 tiles of 4 x 4: unit 1 = columns 0-1 of rows 1-3 of each, unit 2 = columns 2-3
     assert sums["admin_id"] == [1, 2]
     assert sums["hr"] == [16 * (5 + 6 + 9 + 10 + 13 + 14), 16 * (7 + 8 + 11 + 12 + 15 + 16)]
-    with pytest.raises(MetricInputError, match="admin labels must be >= 0"):
+    with pytest.raises(MetricInputError, match=r"^admin labels must be >= 0 \(0 = no unit\)$"):
         compute_regional_metrics(np.tile(img, (4, 4)), np.tile(img, (4, 4)), None,
                                  -np.tile(admin, (4, 4)))
 
@@ -178,6 +178,7 @@ def test_seam_ratio_is_nan_when_a_set_is_empty():
     (4, 1, 1, (1, 2, 3)),         # one-pixel tiles: every row is an edge
     (32, 32, 8, ()),              # one tile covers the image: no interior edge
     (20, 32, 32, ()),             # tile larger than the image
+    (10, 8, 4, (2, 8)),           # one regular start (0), the last tile moved back to 2
 ])
 def test_from_tiling_last_tile_edge_rule(n, tile, stride, edges):
     grid = TileGrid.from_tiling((n, 5 * n), tile, stride)
@@ -391,3 +392,99 @@ def test_a_one_row_mosaic_is_too_small_for_ssim():
     with pytest.raises(MetricInputError, match=r"^SSIM needs images of at least 11x11 pixels, "
                                                r"got 1x20$"):
         compute_regional_metrics(np.ones((1, 20)), np.ones((1, 20)), None, None)
+
+
+def test_regional_input_errors_name_the_input_exactly():
+    mask = np.ones((4, 4), bool)
+    with pytest.raises(MetricInputError,
+                       match=r"^sr must have the mask's shape \(4, 4\), got \(3, 4\)$"):
+        compute_regional_metrics(np.zeros((3, 4)), np.zeros((4, 4)), mask, None)
+    hr = np.zeros((4, 4))
+    hr[0, :2] = np.nan
+    hr[3, 3] = np.inf
+    with pytest.raises(MetricInputError,
+                       match=r"^hr must be finite inside the mask, found 3 NaN/inf value\(s\)$"):
+        compute_regional_metrics(np.zeros((4, 4)), hr, mask, None)
+
+
+def test_regional_admin_of_another_shape_is_an_error():
+    """Only a leading axis of length 1 is dropped from ``admin``; (2, H, W) is not the mask's
+    shape."""
+    hr = smooth(24)
+    admin = np.ones((2, 24, 24), np.int64)
+    with pytest.raises(MetricInputError,
+                       match=r"^admin must have the mask's shape \(24, 24\), got \(2, 24, 24\)$"):
+        compute_regional_metrics(hr, hr, None, admin)
+
+
+def test_regional_metrics_use_the_given_config():
+    hr = smooth(24)
+    out = compute_regional_metrics(hr + 1.0, hr, None, None,
+                                   MetricConfig(log_metrics=False, radiance_range=20.0))
+    assert "psnr_log" not in out and "mae_log" not in out
+    assert out["psnr"] == pixel_metrics(hr + 1.0, hr, MetricConfig(radiance_range=20.0))["psnr"]
+
+
+def test_regional_metrics_are_computed_in_float64():
+    """float32 mosaics give the numbers of the same values in float64 (no float32 sums)."""
+    rng = np.random.default_rng(3)
+    hr = rng.gamma(2.0, 30.0, size=(64, 64)).astype(np.float32)
+    sr = (hr * rng.uniform(0.7, 1.3, size=hr.shape)).astype(np.float32)
+    admin = np.repeat(np.arange(1, 9), 8 * 64).reshape(64, 64)
+    got = compute_regional_metrics(sr, hr, None, admin)
+    want = compute_regional_metrics(sr.astype(np.float64), hr.astype(np.float64), None, admin)
+    for key in ("total_light_rel_error", "admin_r", "admin_r2", "rmse", "mae"):
+        assert got[key] == want[key], key
+    x, y = np.float32(want["admin_sums"]["sr"]), np.float32(want["admin_sums"]["hr"])
+    assert agreement(x, y) == agreement(x.astype(np.float64), y.astype(np.float64))
+
+
+def test_total_light_error_below_one_and_lit_threshold_is_strict():
+    """The relative error is defined for any positive HR total (NaN only at 0); a pixel equal
+    to the lit threshold is not lit."""
+    from benchmarks.metrics.regional import lit_iou, total_light_rel_error
+
+    mask = np.ones((1, 2), bool)
+    assert total_light_rel_error(np.array([[0.5, 0.5]]), np.array([[0.25, 0.25]]), mask) == 1.0
+    sr = np.array([[1.0, 0.0]])
+    hr = np.array([[1.0, 0.5]])
+    assert lit_iou(sr, hr, 0.5, mask) == 1.0
+
+
+def test_agreement_of_three_units_by_hand():
+    """r is Pearson's correlation, R² = 1 - SS_res / SS_tot of ref on the identity line."""
+    pred, ref = np.array([1.0, 2.0, 6.0]), np.array([2.0, 2.0, 5.0])
+    r, r2 = agreement(pred, ref)
+    # deviations: pred (-2, -1, 3), ref (-1, -1, 2): r = 9 / sqrt(14 * 6); R² = 1 - 2 / 6
+    assert r == pytest.approx(9.0 / math.sqrt(84.0), rel=1e-12)
+    assert r2 == pytest.approx(2.0 / 3.0, rel=1e-12)
+
+
+def test_seam_ratio_single_pairs_and_edges_on_the_border():
+    """One seam pair and one other pair give their ratio; edges at 0 or at the image size are
+    not interior and change nothing; an edge at 1 is interior."""
+    img = np.array([[0.0, 2.0, 3.0]])
+    mask = np.ones_like(img, dtype=bool)
+    assert seam_ratio(img, TileGrid((), (1,)), mask) == 2.0
+    assert seam_ratio(img, TileGrid((0, 1), (0, 1, 3)), mask) == 2.0
+    assert seam_ratio(img.T, TileGrid((1,), ()), mask.T) == 2.0
+    assert seam_ratio(img.T, TileGrid((0, 1, 3), (0, 1)), mask.T) == 2.0
+
+
+def test_seam_ratio_is_nan_when_the_image_is_flat_off_the_edges():
+    """Two constant tiles: every non-edge difference is 0, so the ratio is undefined (NaN), not
+    inf."""
+    img = np.zeros((6, 6))
+    img[:, 3:] = 5.0
+    assert math.isnan(seam_ratio(img, TileGrid((), (3,)), np.ones_like(img, dtype=bool)))
+
+
+def test_seam_ratio_without_edges_is_nan_without_a_warning():
+    import warnings
+
+    img = smooth(8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(seam_ratio(img, TileGrid((), ()), np.ones_like(img, dtype=bool)))
+        assert math.isnan(seam_ratio(img[:2, :2], TileGrid((1,), (1,)),
+                                     np.ones((2, 2), dtype=bool)))

@@ -132,3 +132,29 @@ def test_local_metrics_report_documented_names_and_skip_what_is_missing():
     bare = compute_local_metrics(hr, hr, None, None,
                                  MetricConfig(piqe=False, log_metrics=False, gmsd=False))
     assert set(bare) == {"psnr", "ssim", "rmse", "mae"}
+
+
+def test_log_radiance_clips_at_zero_and_the_cap_in_float64():
+    """``log1p(clip(x, 0, upper))`` computed in float64, also for float32 inputs."""
+    from benchmarks.metrics.pixel import log_radiance
+
+    x = np.array([-3.0, 0.0, 5.0, 100.0])
+    assert np.array_equal(log_radiance(x, upper=10.0), np.log1p([0.0, 0.0, 5.0, 10.0]))
+    assert np.array_equal(log_radiance(x), np.log1p([0.0, 0.0, 5.0, 100.0]))
+    x32 = np.array([0.1, 3.3, 77.7], dtype=np.float32)
+    out = log_radiance(x32)
+    assert out.dtype == np.float64
+    assert np.array_equal(out, np.log1p(x32.astype(np.float64)))
+
+
+def test_every_log_metric_is_restricted_to_the_mask():
+    """With a mask, the log-space RMSE/MAE (like the radiance ones) use the masked pixels only:
+    inside the mask SR = HR, outside they differ, so every error is 0 and PSNR is the cap."""
+    hr = smooth_field(32)
+    sr = hr.copy()
+    mask = np.zeros_like(hr, dtype=bool)
+    mask[:, :16] = True
+    sr[~mask] += 50.0
+    out = pixel_metrics(sr, hr, MetricConfig(psnr_cap_db=80.0), mask=mask)
+    assert out["rmse"] == out["mae"] == out["rmse_log"] == out["mae_log"] == 0.0
+    assert out["psnr"] == out["psnr_log"] == 80.0
