@@ -454,3 +454,35 @@ def test_compare_refuses_a_per_clip_list_of_another_length():
     b["per_clip"]["psnr"].pop()
     with pytest.raises(ValueError, match="zip"):
         compare_results(a, b)
+
+
+def test_row_from_results_copies_every_documented_field():
+    """A reproduced row is the results' identity, metrics and provenance, field by field
+    (docs/leaderboard.md "Rows"); nothing is renamed, defaulted or dropped on the way."""
+    doc = make_results("m", [20.0, 22.0], seed=3)
+    doc["hardware"].update(device="cpu", cpu="CPU X", gpu=None, torch="9.9", threads=2,
+                           onednn="v3.9")
+    doc["runtime"] = {"train_seconds": 12.5, "inference_seconds": 0.5,
+                      "megapixels_per_second": 2.0, "total_seconds": 14.0, "other": 1}
+    doc["thumbnails"] = {"clips": [], "regions": {"r1": {"sr": "a.png", "hr": "b.png"}}}
+    row = row_from_results(doc)
+    assert (row["method"], row["version"], row["family"], row["params"], row["source"],
+            row["citation"]) == ("m", "0.1.0", "interpolation", 10, "reproduced", "ref")
+    assert row["dataset"] == {"name": "fake", "fingerprint": doc["dataset"]["fingerprint"]}
+    assert row["training_fingerprint"] == doc["dataset"]["fingerprint"]
+    assert row["run_id"] == doc["run_id"] and row["split"] == doc["dataset"]["split"]
+    assert row["protocol"] == {"budget": "small", "seed": 3, "steps": 1}
+    assert row["metrics"] == doc["metrics"]["local"] and row["metrics"] is not \
+        doc["metrics"]["local"]
+    assert row["regional"] == doc["metrics"]["regional"]
+    assert row["clips"] == doc["per_clip"]
+    assert {k: row["hardware"][k] for k in ("device", "cpu", "gpu", "torch")} == {
+        "device": "cpu", "cpu": "CPU X", "gpu": None, "torch": "9.9"}
+    assert row["hardware"]["threads"] == 2 and row["hardware"]["onednn"] == "v3.9"
+    assert row["runtime"] == {"train_seconds": 12.5, "inference_seconds": 0.5,
+                              "megapixels_per_second": 2.0, "total_seconds": 14.0}
+    assert (row["git_commit"], row["date"]) == (doc["git_commit"], doc["date"])
+    assert row["thumbnails"] == doc["thumbnails"]
+    del doc["thumbnails"], doc["method"]["family"], doc["method"]["citation"]
+    bare = row_from_results(doc)
+    assert "thumbnails" not in bare and bare["family"] == "" and bare["citation"] == ""
