@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from deeplightmd.errors import ConfigError
+from deeplightmd.normalize import Normalizer
 from deeplightsr.alignment import RadiometricCalibration, SpatialAlignment
 from deeplightsr.fusion import AuxToMainFusion
-from deeplightsr.refinement import AuxiliaryEmbeddedRefinement, NTLSpace
+from deeplightsr.refinement import AuxiliaryEmbeddedRefinement
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class DeepLightSRNet(nn.Module):
         self.refinement = AuxiliaryEmbeddedRefinement(
             config.main_channels, config.stage_channels, config.aux_channels[1:],
             multiscale=config.multiscale, conserve=config.conserve,
-            ntl=NTLSpace(config.ntl_mean, config.ntl_std))
+            ntl=Normalizer(ntl_mean=config.ntl_mean, ntl_std=config.ntl_std))
 
     def _check_shapes(self, lr: torch.Tensor, aux: torch.Tensor) -> None:
         ratio = self.config.ratio

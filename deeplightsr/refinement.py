@@ -21,12 +21,11 @@ totals come out low; the block constraint removes that bias (docs/deeplightsr.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deeplightmd.normalize import Normalizer
 from deeplightsr.fusion import ResidualBlock
 
 
@@ -49,22 +48,6 @@ def conserve_block_mass(block_mean: torch.Tensor, logits: torch.Tensor) -> torch
         return block_mean
     weights = F.pixel_unshuffle(logits, scale).softmax(dim=1)
     return F.pixel_shuffle(weights * (block_mean * scale * scale), scale)
-
-
-@dataclass(frozen=True)
-class NTLSpace:
-    """The normalised NTL space: ``z = (log1p(r) − mean) / std`` (train-split statistics)."""
-
-    mean: float = 0.0
-    std: float = 1.0
-
-    def radiance(self, z: torch.Tensor) -> torch.Tensor:
-        """Normalised → radiance (clamped at 0)."""
-        return torch.expm1(z * self.std + self.mean).clamp_min(0)
-
-    def normalized(self, radiance: torch.Tensor) -> torch.Tensor:
-        """Radiance (≥ 0) → normalised."""
-        return (torch.log1p(radiance) - self.mean) / self.std
 
 
 #: radiance (nW·cm⁻²·sr⁻¹) added before the log of the bilinear prior of the block weights
@@ -118,10 +101,10 @@ class AuxiliaryEmbeddedRefinement(nn.Module):
 
     def __init__(self, in_channels: int, channels: tuple[int, ...], aux_channels: tuple[int, ...],
                  multiscale: bool = True, conserve: bool = False,
-                 ntl: NTLSpace | None = None) -> None:
+                 ntl: Normalizer | None = None) -> None:
         super().__init__()
         self.conserve = conserve
-        self.ntl = ntl or NTLSpace()
+        self.ntl = ntl or Normalizer()
         ins = (in_channels, *channels[:-1])
         last = len(channels) - 1
         self.stages = nn.ModuleList(
@@ -132,7 +115,7 @@ class AuxiliaryEmbeddedRefinement(nn.Module):
                 ) -> list[torch.Tensor]:
         """Outputs (coarse to fine) from LR features, per-stage aux features and the LR NTL."""
         outputs = []
-        block_mean = self.ntl.radiance(lr) if self.conserve else None
+        block_mean = self.ntl.denormalize("hr_ntl", lr) if self.conserve else None
         for stage, aux_s in zip(self.stages, aux, strict=True):
             feat = stage(feat, aux_s)
             if stage.head is None:
@@ -145,9 +128,9 @@ class AuxiliaryEmbeddedRefinement(nn.Module):
             prior = F.interpolate(block_mean, size=feat.shape[-2:], mode="bilinear",
                                   align_corners=False)
             logits = torch.log(prior + PRIOR_FLOOR) + stage.head(feat)
-            outputs.append(self.ntl.normalized(conserve_block_mass(block_mean, logits)))
+            outputs.append(self.ntl.normalize("hr_ntl", conserve_block_mass(block_mean, logits)))
         return outputs
 
 
-__all__ = ["PRIOR_FLOOR", "AuxiliaryEmbeddedRefinement", "AuxiliaryModulation", "NTLSpace",
+__all__ = ["PRIOR_FLOOR", "AuxiliaryEmbeddedRefinement", "AuxiliaryModulation",
            "RefinementStage", "conserve_block_mass"]

@@ -16,7 +16,7 @@ from deeplightmd.normalize import Normalizer
 from deeplightsr.alignment import RadiometricCalibration, SpatialAlignment, flow_warp
 from deeplightsr.loss import DeepLightLoss, area_downsample
 from deeplightsr.model import DeepLightSRConfig, DeepLightSRNet
-from deeplightsr.refinement import NTLSpace, conserve_block_mass
+from deeplightsr.refinement import conserve_block_mass
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -320,22 +320,22 @@ def test_conserving_network_outputs_average_to_the_calibrated_lr_radiance():
     """With ``conserve=True`` every output, averaged over the pixels under one LR pixel, equals the
     calibrated LR radiance of that pixel (the calibration sets the light, the heads place it)."""
     torch.manual_seed(0)
-    ntl = NTLSpace(mean=1.3, std=0.9)
+    ntl = Normalizer(ntl_mean=1.3, ntl_std=0.9)
     config = DeepLightSRConfig(main_channels=8, stage_channels=(8, 8, 4), aux_channels=(8, 4, 4, 4),
                                fusion_blocks=1, align_hidden=8, conserve=True,
-                               ntl_mean=ntl.mean, ntl_std=ntl.std)
+                               ntl_mean=ntl.ntl_mean, ntl_std=ntl.ntl_std)
     net = DeepLightSRNet(config).eval()
     _randomise_zero_layers(net)
     lr, aux = torch.randn(2, 1, 6, 5), torch.randn(2, 8, 48, 40)
     with torch.no_grad():
         details = net.forward_details(lr, aux)
-    target = ntl.radiance(details.calibrated_lr)
+    target = ntl.denormalize("hr_ntl", details.calibrated_lr)
     assert not torch.equal(details.calibrated_lr, lr)  # the calibration is active
     for scale, output in zip(config.output_scales, details.outputs, strict=True):
-        torch.testing.assert_close(F.avg_pool2d(ntl.radiance(output), scale), target,
+        torch.testing.assert_close(F.avg_pool2d(ntl.denormalize("hr_ntl", output), scale), target,
                                    rtol=1e-4, atol=1e-4)
     free = DeepLightSRNet(dataclasses.replace(config, conserve=False))
     free.load_state_dict(net.state_dict())
     with torch.no_grad():
         unconstrained = free(lr, aux)[-1]
-    assert (F.avg_pool2d(ntl.radiance(unconstrained), 8) - target).abs().max() > 1e-2
+    assert (F.avg_pool2d(ntl.denormalize("hr_ntl", unconstrained), 8) - target).abs().max() > 1e-2
