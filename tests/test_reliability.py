@@ -254,6 +254,32 @@ def test_sigkill_swept_over_a_whole_build_always_resumes_to_the_clean_fingerprin
     assert {"half-created", "incomplete"} & set(states[n_timed:]), states
 
 
+def test_a_build_killed_inside_its_first_metadata_write_is_half_created_and_resumes(
+        tiny_store, tiny_world, tmp_path):
+    """zarr's LocalStore writes ``zarr.<hex>.partial`` and renames it to ``zarr.json``; a kill in
+    between leaves a folder holding only that temporary file (seen once in CI by the sweep
+    above). It is a half-created store: a plain build and ``--resume`` create it again, while a
+    folder holding anything else stays ``other`` and is never deleted."""
+    manifest = load_manifest("tiny", world_dir=tiny_world)
+    clean = read_store_attrs(tiny_store)["fingerprint"]
+    for resume in (False, True):
+        out = tmp_path / f"killed-{resume}.zarr"
+        out.mkdir()
+        (out / "zarr.0123456789abcdef0123456789abcdef.partial").write_bytes(b'{"zarr_for')
+        assert store_state(str(out)) == "half-created"
+        attrs = build_store(manifest, str(out), resume=resume, progress=False)
+        assert attrs["fingerprint"] == clean
+        assert not list(out.glob("*.partial"))
+    other = tmp_path / "user.zarr"
+    other.mkdir()
+    (other / "zarr.0123456789abcdef0123456789abcdef.partial").write_bytes(b"{")
+    (other / "notes.txt").write_text("mine")
+    assert store_state(str(other)) == "other"
+    with pytest.raises(StoreError, match="no DeepLightMD store"):
+        build_store(manifest, str(other), resume=True, progress=False)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
 def test_a_second_build_to_the_same_out_refuses_and_the_first_completes(
         tiny_store, tiny_world, tmp_path):
     out = tmp_path / "shared.zarr"

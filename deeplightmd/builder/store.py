@@ -62,6 +62,23 @@ def store_exists(url: str) -> bool:
     return fs.exists(path) and (not fs.isdir(path) or bool(fs.ls(path)))
 
 
+#: suffix of the temporary file zarr's ``LocalStore`` writes before renaming it into place
+ZARR_PARTIAL_SUFFIX = ".partial"
+
+
+def _only_unfinished_root_metadata(url: str) -> bool:
+    """True when ``url`` is a folder without root ``zarr.json`` that holds nothing but zarr's
+    own unfinished temporary files (``zarr.<hex>.partial``): a build killed while it wrote the
+    store's very first object."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if not fs.isdir(path) or fs.exists(f"{path.rstrip('/')}/zarr.json"):
+        return False
+    entries = fs.ls(path, detail=True)
+    return bool(entries) and all(
+        e["type"] == "file" and Path(e["name"]).name.startswith("zarr.")
+        and e["name"].endswith(ZARR_PARTIAL_SUFFIX) for e in entries)
+
+
 def _local_path(url: str) -> Path | None:
     """The folder of a local store (a path or ``file://`` URL), else None."""
     if "://" not in url:
@@ -101,6 +118,8 @@ def store_state(url: str) -> str:
     ``other`` (something that is not a readable DeepLightMD store of this format version)."""
     if not store_exists(url):
         return "absent"
+    if _only_unfinished_root_metadata(url):
+        return "half-created"
     try:
         attrs = read_store_attrs(url)
     except StoreError:
