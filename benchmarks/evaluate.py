@@ -241,7 +241,7 @@ def evaluate_regions(method: Method, store: str, settings: RegionalSettings, met
         with decode_errors(store, f"region {name}"):
             region = RegionDataset(store, name, tile=settings.tile, overlap=settings.overlap,
                                    modalities=method.inputs, normalize=True,
-                                   bands=method.bands)
+                                   bands=method.bands, normalizer=method.context.normalizer)
             if region.ratio != ratio:
                 raise StoreError(f"region {name!r} has ratio {region.ratio}, the store {ratio}")
             pred = predict_region(method, region, region.stitcher(), progress=progress)

@@ -71,6 +71,7 @@ from deeplightmd.access import split_modalities
 from deeplightmd.access._store import band_request, normalizer_of
 from deeplightmd.errors import ConfigError, StoreError
 from deeplightmd.integrity import verify_store
+from deeplightmd.normalize import Normalizer
 from deeplightmd.store_format import read_store_attrs
 from deeplightmd.store_format import store_modalities as modalities_of
 
@@ -105,6 +106,26 @@ def make_context(attrs: Mapping[str, Any], device: torch.device, seed: int,
     specs = modalities_of(dict(attrs))
     normalizer = normalizer_of(dict(attrs), specs, band_request(specs, bands))
     return MethodContext(ratio=int(attrs["grid"]["ratio"]), normalizer=normalizer,
+                         device=device, seed=seed)
+
+
+def checkpoint_context(meta: Mapping[str, Any], attrs: Mapping[str, Any], device: torch.device,
+                       seed: int, path: str | Path) -> MethodContext:
+    """The method context of checkpoint ``path`` evaluated on a store (``attrs``): the
+    normalisation statistics it was trained with (as ``predict`` uses them), not the store's,
+    so a model evaluated on another store sees its inputs as in training.
+
+    Raises :class:`ConfigError` when the checkpoint was trained at another ratio or records no
+    statistics.
+    """
+    ratio = int(attrs["grid"]["ratio"])
+    if meta.get("ratio") is not None and int(meta["ratio"]) != ratio:
+        raise ConfigError(f"checkpoint {str(path)!r} was trained at ratio {meta['ratio']}, the "
+                          f"store has ratio {ratio}")
+    if not meta.get("stats"):
+        raise ConfigError(f"checkpoint {str(path)!r} records no normalisation statistics; "
+                          "save it again with `deeplightmd bench`")
+    return MethodContext(ratio=ratio, normalizer=Normalizer.from_dict(dict(meta["stats"])),
                          device=device, seed=seed)
 
 
@@ -199,7 +220,11 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         session = replace(session, dist=SINGLE)
     torch_device = rank_device(resolve_device(device), session.dist)
     seed_everything(seed)
-    context = make_context(attrs, torch_device, seed, cls.bands)
+    if checkpoint is not None:
+        state, meta = load_checkpoint(checkpoint, cls)
+        context = checkpoint_context(meta, attrs, torch_device, seed, checkpoint)
+    else:
+        context = make_context(attrs, torch_device, seed, cls.bands)
     protocol = make_protocol(cls, budget, seed, torch_device, int(attrs["grid"]["lr_clip"]),
                              loader_workers, steps)
     fingerprint = attrs.get("fingerprint")
@@ -209,7 +234,6 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
     training: dict[str, Any] | None = None
     ckpt_record: dict[str, Any] | None = None
     if checkpoint is not None:
-        state, meta = load_checkpoint(checkpoint, cls)
         if hparams and any(meta["hparams"].get(k) != v for k, v in hparams.items()):
             raise ConfigError(f"hyper-parameters {dict(hparams)} differ from those of checkpoint "
                               f"{str(checkpoint)!r}: {meta['hparams']}")
@@ -224,7 +248,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
         training = meta.get("training")
         ckpt_record = {"path": str(checkpoint), "sha256": file_sha256(checkpoint),
                        "trained_in_this_run": False,
-                       "store_fingerprint": meta.get("store_fingerprint")}
+                       "store_fingerprint": meta.get("store_fingerprint"),
+                       "dataset": meta.get("dataset")}
     else:
         method = make_method(cls, context, budget, hparams)
         train_names = tuple(dict.fromkeys((*cls.inputs, *cls.targets)))
@@ -244,7 +269,8 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
                                    dataset=attrs.get("dataset"), protocol=protocol,
                                    training=training)
             ckpt_record = {"path": str(path), "sha256": file_sha256(path),
-                           "trained_in_this_run": True, "store_fingerprint": fingerprint}
+                           "trained_in_this_run": True, "store_fingerprint": fingerprint,
+                           "dataset": attrs.get("dataset")}
 
     sensor_model = context_sensor_model(attrs)
     test = DeepLightDataset(store, "test", modalities=tuple(dict.fromkeys(
@@ -299,7 +325,7 @@ def context_sensor_model(attrs: Mapping[str, Any]) -> Any:
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "ClipHook", "LocalEvaluation",
            "LocalMetricFn", "RegionHook", "RegionPrediction", "RegionalSettings",
-           "check_store_modalities", "context_sensor_model", "evaluate_local", "evaluate_regions",
+           "check_store_modalities", "checkpoint_context", "context_sensor_model", "evaluate_local", "evaluate_regions",
            "file_sha256", "flatten_metrics", "load_checkpoint", "make_context", "make_method",
            "make_protocol", "needed_modalities", "normalized_inputs", "predict_region",
            "read_checkpoint_meta", "read_region_reference", "restore_weights", "run_benchmark",

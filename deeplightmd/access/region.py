@@ -32,6 +32,7 @@ from deeplightmd.access._store import (
 from deeplightmd.access.dataset import to_tensor
 from deeplightmd.errors import ConfigError
 from deeplightmd.modalities import BUILTIN
+from deeplightmd.normalize import Normalizer
 from deeplightmd.store_format import REGIONS_GROUP, store_modalities
 
 #: (row, col, height, width) in LR pixels
@@ -152,6 +153,8 @@ class RegionDataset(Dataset):
         normalize: normalise with the store's train statistics (:attr:`normalizer`).
         bands: bands wanted per multi-band modality, by name (as for
             :class:`~deeplightmd.access.DeepLightDataset`).
+        normalizer: normalise with these statistics instead of the store's — those a model
+            was trained with, when it is evaluated on another store (``bench --checkpoint``).
 
     Raises:
         ConfigError: unknown region or modality, ``tile <= overlap``.
@@ -160,7 +163,8 @@ class RegionDataset(Dataset):
 
     def __init__(self, store: StoreLike, region: str, tile: int = 32, overlap: int = 4,
                  modalities: Iterable[str] = REGION_MODALITIES, normalize: bool = True,
-                 bands: Mapping[str, tuple[str, ...]] | None = None) -> None:
+                 bands: Mapping[str, tuple[str, ...]] | None = None,
+                 normalizer: Normalizer | None = None) -> None:
         self.url = store_url(store)
         self.attrs = load_attrs(self.url)
         self.region = check_region(region, self.attrs)
@@ -170,7 +174,7 @@ class RegionDataset(Dataset):
         self.tile, self.overlap = int(tile), int(overlap)
         self.normalize = normalize
         self.bands = band_request(self.specs, bands)
-        self.normalizer = normalizer_of(self.attrs, self.specs, self.bands)
+        self.normalizer = normalizer or normalizer_of(self.attrs, self.specs, self.bands)
         self._lr = LazyGroup(self.url, f"{REGIONS_GROUP}/{region}/lr")
         self._hr = LazyGroup(self.url, f"{REGIONS_GROUP}/{region}/hr")
         self.lr_shape: tuple[int, int] = tuple(self._lr["lr_ntl"].shape[-2:])
