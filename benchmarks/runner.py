@@ -325,7 +325,8 @@ def context_sensor_model(attrs: Mapping[str, Any]) -> Any:
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "ClipHook", "LocalEvaluation",
            "LocalMetricFn", "RegionHook", "RegionPrediction", "RegionalSettings",
-           "check_store_modalities", "checkpoint_context", "context_sensor_model", "evaluate_local", "evaluate_regions",
+           "check_store_modalities", "checkpoint_context", "context_sensor_model",
+           "evaluate_local", "evaluate_regions",
            "file_sha256", "flatten_metrics", "load_checkpoint", "make_context", "make_method",
            "make_protocol", "needed_modalities", "normalized_inputs", "predict_region",
            "read_checkpoint_meta", "read_region_reference", "restore_weights", "run_benchmark",

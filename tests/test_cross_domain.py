@@ -97,8 +97,9 @@ def test_a_checkpoint_is_evaluated_with_its_own_statistics_on_clips_and_regions(
     trained_row, crossed_row = row_from_results(plain), row_from_results(crossed)
     assert crossed_row["training_fingerprint"] == ELSEWHERE
     assert crossed_row["dataset"]["fingerprint"] == fingerprint
-    board, report = add_rows(empty_board(), [trained_row])
+    board, _ = add_rows(empty_board(), [trained_row])
     board, report = add_rows(board, [crossed_row])
+    assert (report.added, report.replaced) == (1, 0)
     assert len(board["rows"]) == 2
     assert {r["training_fingerprint"] for r in board["rows"]} == {fingerprint, ELSEWHERE}
 
@@ -110,7 +111,7 @@ def test_a_store_stat_mismatch_would_change_the_regional_radiance(tiny_store, tm
     from benchmarks.evaluate import predict_region
     from deeplightmd.access import RegionDataset
 
-    path, trained_with = _checkpoint(tmp_path, tiny_store)
+    _, trained_with = _checkpoint(tmp_path, tiny_store)
     name = read_store_attrs(tiny_store)["regions"][0]
     method = _Probe(MethodContext(ratio=int(read_store_attrs(tiny_store)["grid"]["ratio"]),
                                   normalizer=trained_with))
