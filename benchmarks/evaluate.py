@@ -91,7 +91,9 @@ def evaluate_local(method: Method, test: torch.utils.data.Dataset, metric_fn: Lo
         test: a dataset of whole test clips in **physical units** (``normalize=False``) with the
             method's inputs plus ``hr_ntl`` and ``lr_ntl``; inputs are normalised here.
         metric_fn: per-clip metrics of 2-D radiance arrays ``(sr, hr, lr, sensor_model)``.
-        sensor_model: the store's sensor model (``None`` when unknown).
+        sensor_model: the store's sensor model, or a function ``clip_id → model`` (a
+            multi-world store's, :func:`deeplightmd.sensor.clip_sensor_models`); ``None`` when
+            unknown.
         batch_size: clips per ``predict`` call.
         max_clips: evaluate only the first clips (quick checks; recorded in the results).
         progress: show a progress bar.
@@ -118,8 +120,10 @@ def evaluate_local(method: Method, test: torch.utils.data.Dataset, metric_fn: Lo
             raise ConfigError(f"method {method.name!r} predicted shape {tuple(sr.shape)}, expected "
                               f"{tuple(hr.shape)}")
         for i in range(sr.shape[0]):
-            values = metric_fn(sr[i, 0], hr[i, 0], lr[i, 0], sensor_model)
-            per_clip["clip_id"].append(int(raw["clip_id"][i]))
+            clip_id = int(raw["clip_id"][i])
+            model = sensor_model(clip_id) if callable(sensor_model) else sensor_model
+            values = metric_fn(sr[i, 0], hr[i, 0], lr[i, 0], model)
+            per_clip["clip_id"].append(clip_id)
             if on_clip is not None:
                 on_clip(int(raw["clip_id"][i]), lr[i, 0], sr[i, 0], hr[i, 0])
             for name, value in values.items():

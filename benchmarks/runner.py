@@ -316,11 +316,11 @@ def run_benchmark(method_name: str | type[Method], store: str | Path, budget: st
 
 
 def context_sensor_model(attrs: Mapping[str, Any]) -> Any:
-    """The store's :class:`~deeplightmd.sensor.SensorModel`, or ``None`` when unknown."""
-    from deeplightmd.sensor import SensorModel
+    """``clip_id →`` :class:`~deeplightmd.sensor.SensorModel` of the store's clips (one model
+    for a single-world store, each world's own in a multi-world store; ``None`` when unknown)."""
+    from deeplightmd.sensor import clip_sensor_models
 
-    params = attrs.get("sensor_model")
-    return SensorModel.from_dict(params) if params else None
+    return clip_sensor_models(dict(attrs))
 
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "ClipHook", "LocalEvaluation",

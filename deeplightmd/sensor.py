@@ -19,6 +19,7 @@ Radiance is in nW·cm⁻²·sr⁻¹ throughout. Without a random generator no no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -124,3 +125,29 @@ def degrade(hr: np.ndarray, model: SensorModel,
     """
     return radiometric(block_mean(blur_and_shift(hr, model), model.ratio), model, rng).astype(
         np.float32)
+
+
+def clip_sensor_models(attrs: dict[str, Any]) -> Callable[[int], SensorModel | None]:
+    """``clip_id → SensorModel`` of a store's clips (``None`` where the LR sensor is unknown).
+
+    A single-world store has one model (``attrs["sensor_model"]``); a multi-world store
+    (``attrs["multiworld"]``) has one per world, recorded under ``attrs["worlds"]``, and its clip
+    ids map to worlds through the stacked lattice (``attrs["multiworld"]["lattice"]``: each
+    world's first row and row count; ``clip_id = row * grid.n_cols + col``).
+    """
+    single = attrs.get("sensor_model")
+    if not attrs.get("multiworld"):
+        model = SensorModel.from_dict(single) if single else None
+        return lambda clip_id: model
+    by_world = {w["world"]: SensorModel.from_dict(w["sensor_model"])
+                for split in (attrs.get("worlds") or {}).values() for w in split
+                if w.get("sensor_model")}
+    rows = [(int(p["row_offset"]), int(p["row_offset"]) + int(p["n_rows"]),
+             by_world.get(p["world"])) for p in attrs["multiworld"]["lattice"]]
+    n_cols = int(attrs["grid"]["n_cols"])
+
+    def lookup(clip_id: int) -> SensorModel | None:
+        row = int(clip_id) // n_cols
+        return next((model for first, end, model in rows if first <= row < end), None)
+
+    return lookup

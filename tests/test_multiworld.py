@@ -149,3 +149,31 @@ def test_bad_multiworld_input_writes_nothing(standard_tiny, tmp_path, monkeypatc
     with pytest.raises(ConfigError, match="too few clips"):
         mw.build_multiworld("greedy", str(target), worlds_dir=worlds, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_each_clip_gets_its_own_worlds_sensor_model_and_lrc_metrics(standard_tiny):
+    """A multi-world store has no single LR sensor: the harness maps every clip to its world's
+    model (through the stacked lattice), so the ``lrc_*`` metrics are defined on it."""
+    import json
+
+    from benchmarks.runner import run_benchmark
+    from deeplightmd.sensor import SensorModel, clip_sensor_models
+
+    out, worlds, _ = standard_tiny
+    attrs = read_store_attrs(str(out))
+    lookup = clip_sensor_models(attrs)
+    root = zarr.open_group(str(out), mode="r")
+    seen = {}
+    for split in ("train", "val", "test"):
+        lattice = attrs["multiworld"]["lattice"]
+        for clip_id, row in zip(root[f"{split}/clip_id"][...], root[f"{split}/row"][...],
+                                strict=True):
+            world = next(p["world"] for p in lattice
+                         if p["row_offset"] <= row < p["row_offset"] + p["n_rows"])
+            drawn = json.loads((worlds / world / "world.json").read_text())["sensor_model"]
+            assert lookup(int(clip_id)) == SensorModel.from_dict(drawn), (split, clip_id, world)
+            seen[world] = lookup(int(clip_id))
+    assert len({m.gain for m in seen.values()}) == 3  # three worlds, three sensors
+    results = run_benchmark("bicubic", str(out), progress=False, max_test_clips=6)
+    lrc = [k for k in results["per_clip"] if k.startswith("lrc_")]
+    assert lrc and all(v is not None for k in lrc for v in results["per_clip"][k])

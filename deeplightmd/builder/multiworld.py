@@ -253,7 +253,8 @@ def _world_record(part: _Part, worlds_dir: Path, count: int) -> dict[str, Any]:
     meta = json.loads((worlds_dir / part.world.label / "world.json").read_text())
     family = meta.get("family") or {}
     return {"world": part.world.label, "family": part.world.family, "index": part.world.index,
-            "seed": family.get("seed"), "clips": count, "sensor_model": meta.get("sensor_model"),
+            "seed": family.get("seed"), "clips": count,
+            "sensor_model": part.attrs.get("sensor_model") or meta.get("sensor_model"),
             "drawn": family.get("drawn", {})}
 
 
