@@ -61,30 +61,15 @@ bench-all: $(STAMP) $(DEMO_DIR)/.store-built  ## benchmark every registered meth
 # training worlds, test from shifted worlds 0-1). Learned methods are trained once on `standard`;
 # their checkpoints are evaluated on `generalization` (same train split, so the same statistics).
 BENCH_STD_DIR ?= out/bench-standard
-BENCH_STD_METHODS ?= bicubic downscale-gbrt edsr fusion-edsr djf deeplightsr
-BENCH_STD_SEEDS ?= 0 1 2
+BENCH_STD_METHODS ?= bicubic,downscale-gbrt,edsr,fusion-edsr,djf,deeplightsr
+BENCH_STD_SEEDS ?= 0,1,2
+BENCH_STD_TRACKS ?= standard,generalization,real
 BENCH_STD_DEVICE ?= auto
-BENCH_STD_BOARD := $(BENCH_STD_DIR)/leaderboard.json
-BENCH_STD = $(CLI) bench --device $(BENCH_STD_DEVICE) --leaderboard $(BENCH_STD_BOARD) --quiet
 
-$(BENCH_STD_DIR)/.built-%: | $(STAMP)
-	$(CLI) build --preset $* --out $(BENCH_STD_DIR)/$*.zarr --worlds-dir $(BENCH_STD_DIR)/worlds \
-	  --workers 2 --scheduler processes --overwrite
-	$(CLI) validate $(BENCH_STD_DIR)/$*.zarr
-	touch $@
-
-bench-standard: $(STAMP) $(BENCH_STD_DIR)/.built-standard $(BENCH_STD_DIR)/.built-generalization  ## build standard + generalization, bench 6 methods x seeds 0-2 on both (out/bench-standard)
-	@mkdir -p $(BENCH_STD_DIR)/standard $(BENCH_STD_DIR)/generalization
-	for m in $(BENCH_STD_METHODS); do for s in $(BENCH_STD_SEEDS); do \
-	  $(BENCH_STD) --method $$m --seed $$s --store $(BENCH_STD_DIR)/standard.zarr \
-	    --out $(BENCH_STD_DIR)/standard/$${m}_seed$$s.json || exit 1; \
-	  ckpt=$(BENCH_STD_DIR)/standard/$${m}_seed$$s.safetensors; \
-	  $(BENCH_STD) --method $$m --seed $$s --store $(BENCH_STD_DIR)/generalization.zarr \
-	    $$(test -f $$ckpt && echo --checkpoint $$ckpt) \
-	    --out $(BENCH_STD_DIR)/generalization/$${m}_seed$$s.json || exit 1; \
-	done; done
-	$(CLI) leaderboard --file $(BENCH_STD_BOARD) show
-	$(CLI) leaderboard --file $(BENCH_STD_BOARD) render --out $(BENCH_STD_DIR)/site
+bench-standard: $(STAMP)  ## build standard + generalization + real-viirs, 6 methods x seeds 0-2, summary (out/bench-standard; resumable)
+	$(PY) -m benchmarks.standard_suite --out $(BENCH_STD_DIR) --methods $(BENCH_STD_METHODS) \
+	  --seeds $(BENCH_STD_SEEDS) --tracks $(BENCH_STD_TRACKS) --device $(BENCH_STD_DEVICE)
+	$(CLI) leaderboard --file $(BENCH_STD_DIR)/leaderboard.json render --out $(BENCH_STD_DIR)/site
 
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q $(PYTEST_ARGS)
