@@ -174,3 +174,35 @@ def test_shortfall_error_says_what_to_change():
     with pytest.raises(ConfigError, match=r"^too few clips to split: 2 eligible clips, cannot "
                                           r"place an 8:1:1 split with a 0-clip buffer$"):
         split_clips([(0, 0), (0, 1)], (1, 3), SplitSpec(9, 1, 1, 1, 0, "ratio"), seed=0)
+
+
+def test_the_paper_counts_split_exactly_on_a_paper_sized_lattice():
+    """The DeepLight paper's 18,032 / 2,254 / 2,254 clips (``paper`` preset: block 8, buffer 1,
+    no fallback) on a 166 x 158 lattice with 5 % of clips failing QA: exact counts, disjoint
+    splits ``buffer + 1`` apart (and packed to exactly that), seeded; a 150 x 150 lattice
+    (22,500 clips, fewer than the 22,540 asked) is refused with ``on_shortfall: error``."""
+    from scipy import ndimage
+
+    spec = SplitSpec(train=18032, val=2254, test=2254, block=8, buffer=1, on_shortfall="error")
+    shape = (166, 158)
+    eligible = lattice(shape, 3, 0.05)
+    assert len(eligible) > 22540
+    res = split_clips(eligible, shape, spec, seed=0)
+    assert res.counts() == {"train": 18032, "val": 2254, "test": 2254}
+    masks = {}
+    for name in SPLITS:
+        masks[name] = np.zeros(shape, bool)
+        masks[name][tuple(np.array(getattr(res, name)).T)] = True
+    assert not (masks["train"] & masks["val"]).any() and not (masks["val"] & masks["test"]).any()
+    assert set(res.train + res.val + res.test) <= set(eligible)
+    square = np.ones((2 * spec.buffer + 1,) * 2, bool)
+    wider = np.ones((2 * spec.buffer + 3,) * 2, bool)
+    touching = False
+    for a, b in [("train", "val"), ("train", "test"), ("val", "test")]:
+        assert not (ndimage.binary_dilation(masks[a], square) & masks[b]).any(), (a, b)
+        touching |= bool((ndimage.binary_dilation(masks[a], wider) & masks[b]).any())
+    assert touching
+    assert split_clips(eligible, shape, spec, seed=0) == res
+    with pytest.raises(ConfigError, match="too few clips for the requested split counts"):
+        small = (150, 150)
+        split_clips(lattice(small, 3, 0.0), small, spec, seed=0)
