@@ -101,7 +101,8 @@ def test_manifest_typos_are_named(tmp_path):
                   r"\(geographic, in degrees\)"),
     ("+proj=longlat +datum=WGS84", "geographic, in degrees"),
     ("EPSG:2227", r"projected CRS in metres, got 'EPSG:2227' \(in US survey foot\)"),
-    ("not a crs", r"grid.crs 'not a crs' is not a valid CRS \(expected a PROJ string"),
+    ("not a crs", r"grid.crs 'not a crs' is not a valid CRS \(expected a PROJ string, EPSG:n "
+                  r"or WKT of a projected CRS in metres\)$"),
     ("EPSG:99999", "grid.crs 'EPSG:99999' is not a valid CRS"),
     (4326, "grid.crs must be a string"),
 ])

@@ -125,9 +125,20 @@ def test_make_grid_snaps_the_origin_and_counts_clips(domain, origin, shape):
     assert isinstance(grid.n_rows, int) and isinstance(grid.hr_pixel_size, float)
 
 
-@pytest.mark.parametrize("domain", [(0.0, 0.0, 9.0, 30.0), (0.0, 0.0, 30.0, 9.99)])
+@pytest.mark.parametrize("domain", [(0.0, 0.0, 9.0, 30.0), (0.0, 0.0, 30.0, 9.99),
+                                    (100.0, 200.0, 109.0, 230.0), (100.0, 200.0, 130.0, 209.0)])
 def test_make_grid_refuses_a_domain_smaller_than_one_clip(domain):
     w, h = domain[2] - domain[0], domain[3] - domain[1]
     with pytest.raises(ConfigError, match=rf"the domain \({w:.0f} x {h:.0f} m\) is smaller than "
                                           r"one clip \(10 m\)"):
         make_grid(ALBERS, 1.0, 2, 5, domain)
+
+
+def test_make_grid_keeps_the_crs_and_accepts_a_domain_within_its_tolerance_of_one_clip():
+    """A domain a relative 1e-9 short of one clip (``left + size`` rounded down in floating
+    point) is one clip, on either axis; the grid carries the CRS it was made for."""
+    short = 10.0 * (1 - 1e-9)
+    for domain in [(0.0, 0.0, short, 10.0), (0.0, 0.0, 10.0, short)]:
+        grid = make_grid(ALBERS, 1.0, 2, 5, domain)
+        assert (grid.n_rows, grid.n_cols) == (1, 1)
+        assert grid.crs == ALBERS.to_wkt()
