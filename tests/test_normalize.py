@@ -98,3 +98,59 @@ def test_torch_in_torch_out():
         x = t.expand(7, 2, 2).clone() if name == "dmo" else t
         y = NORM.normalize(name, x)
         assert isinstance(y, torch.Tensor) and isinstance(NORM.denormalize(name, y), torch.Tensor)
+
+
+EXTRA_STATS = {"ntl_mean": 1, "ntl_std": 2, "dmo_mean": [0] * 7, "dmo_std": [1] * 7,
+               "dem_mean": 3, "dem_std": 4,
+               "extra": {"population": {"normalization": "log1p", "mean": [2], "std": [0.5]},
+                         "roads": {"normalization": "zscore", "mean": [1, 10], "std": [2, 4]},
+                         "mask": {"normalization": "none", "mean": [0], "std": [1]}}}
+
+
+def test_declared_layer_statistics_round_trip_and_are_used_by_hand():
+    """``stats.extra`` (declared layers): read as floats, written back unchanged, and each
+    layer normalised as its own ``normalization`` says with its own per-band statistics."""
+    n = Normalizer.from_dict(EXTRA_STATS)
+    assert n.extra == {"population": ("log1p", (2.0,), (0.5,)),
+                       "roads": ("zscore", (1.0, 10.0), (2.0, 4.0)),
+                       "mask": ("none", (0.0,), (1.0,))}
+    assert n.to_dict()["extra"] == {
+        "population": {"normalization": "log1p", "mean": [2.0], "std": [0.5]},
+        "roads": {"normalization": "zscore", "mean": [1.0, 10.0], "std": [2.0, 4.0]},
+        "mask": {"normalization": "none", "mean": [0.0], "std": [1.0]}}
+    assert Normalizer.from_dict(n.to_dict()) == n
+    assert [n.kind(k) for k in ("population", "roads", "mask")] == ["log1p", "zscore", "none"]
+    pop = np.array([[[0.0, 3.0], [np.e - 1, 10.0]]])
+    np.testing.assert_allclose(n.normalize("population", pop), (np.log1p(pop) - 2.0) / 0.5)
+    roads = np.stack([np.full((2, 2), 5.0), np.full((2, 2), 18.0)])
+    np.testing.assert_allclose(n.normalize("roads", roads),
+                               np.stack([np.full((2, 2), 2.0), np.full((2, 2), 2.0)]))
+    np.testing.assert_allclose(n.denormalize("roads", n.normalize("roads", roads)), roads)
+    t = torch.from_numpy(roads)
+    torch.testing.assert_close(n.normalize("roads", t), torch.full((2, 2, 2), 2.0,
+                                                                   dtype=torch.float64))
+    mask = np.array([[[0.0, 1.0]]])
+    assert n.normalize("mask", mask) is mask
+
+
+def test_with_bands_reorders_and_fills_missing_bands_by_hand():
+    """A DMO with other bands: each wanted band takes its own statistics, a missing band mean 0
+    and std 1 (its zero fill stays 0 in normalised space); the same bands give the same object."""
+    n = Normalizer(dmo_mean=(0.1, 0.2, 0.3), dmo_std=(1.5, 2.5, 3.5))
+    assert n.with_bands(("a", "b", "c"), ("a", "b", "c")) is n
+    moved = n.with_bands(("a", "b", "c"), ("c", "x", "a"))
+    assert moved.dmo_mean == (0.3, 0.0, 0.1) and moved.dmo_std == (3.5, 1.0, 1.5)
+    assert (moved.ntl_mean, moved.dem_std) == (n.ntl_mean, n.dem_std)
+    assert n.with_bands(("a", "b", "c"), ("b",)).dmo_mean == (0.2,)
+
+
+def test_normalisation_keeps_the_autograd_graph():
+    """Methods convert network outputs with the normaliser (e.g. mass-conserving heads), so
+    both directions stay differentiable torch operations."""
+    for name in ("hr_ntl", "dmo", "dem"):
+        x = torch.full((7 if name == "dmo" else 1, 2, 2), 0.5, requires_grad=True)
+        y = NORM.normalize(name, x)
+        back = NORM.denormalize(name, y)
+        back.sum().backward()
+        assert isinstance(y, torch.Tensor) and y.requires_grad
+        torch.testing.assert_close(x.grad, torch.ones_like(x))
