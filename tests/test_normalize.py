@@ -154,3 +154,11 @@ def test_normalisation_keeps_the_autograd_graph():
         back.sum().backward()
         assert isinstance(y, torch.Tensor) and y.requires_grad
         torch.testing.assert_close(x.grad, torch.ones_like(x))
+
+
+def test_per_band_statistics_live_on_the_input_device():
+    """Per-band statistics are made on the input's device (a CUDA batch gets CUDA statistics);
+    checked without a GPU on PyTorch's ``meta`` device, which refuses mixing devices."""
+    x = torch.empty(7, 2, 2, device="meta")
+    assert NORM.normalize("dmo", x).device.type == "meta"
+    assert NORM.denormalize("dmo", x).device.type == "meta"
