@@ -59,3 +59,42 @@ def test_wilcoxon_on_identical_values_finds_no_difference():
 def test_wilcoxon_rejects_unpaired_values():
     with pytest.raises(MetricInputError, match="same length, got 3 and 2"):
         paired_wilcoxon([1, 2, 3], [1, 2])
+
+
+def _two_level_by_hand(arrays, n_resamples, seed, confidence):
+    """The documented resampling: draw the groups with replacement, then each drawn group's
+    values with replacement; the statistic is the mean of the drawn groups' means."""
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_resamples):
+        drawn = rng.integers(0, len(arrays), len(arrays))
+        stats.append(np.mean([arrays[g][rng.integers(0, arrays[g].size, arrays[g].size)].mean()
+                              for g in drawn]))
+    tail = (1 - confidence) / 2
+    return tuple(np.quantile(stats, [tail, 1 - tail]))
+
+
+@pytest.mark.parametrize("confidence, golden", [(0.95, (2.222222222222222, 5.910069444444445)),
+                                                (0.8, (2.6069444444444443, 4.987500000000001))])
+def test_hierarchical_bootstrap_by_hand_and_golden(confidence, golden):
+    """Mean of the group (seed) means — not of the pooled values — with the two-level
+    percentile interval; non-finite values left out and not counted. Golden values pin the
+    RNG use (update them only with a deliberate change, reason in the commit)."""
+    from benchmarks.metrics.stats import MeanCI, hierarchical_bootstrap_ci
+
+    groups = [[1.0, 2.0, 4.0], [3.0, 5.0, float("nan")], [10.0, 0.5, 2.5, 7.0]]
+    arrays = [np.array([1.0, 2.0, 4.0]), np.array([3.0, 5.0]), np.array([10.0, 0.5, 2.5, 7.0])]
+    ci = hierarchical_bootstrap_ci(groups, confidence=confidence, n_resamples=500, seed=11)
+    assert ci.mean == pytest.approx((7 / 3 + 4.0 + 5.0) / 3)   # pooled would be 35/9 = 3.89
+    assert (ci.n, ci.confidence) == (9, confidence)
+    assert (ci.ci_low, ci.ci_high) == pytest.approx(
+        _two_level_by_hand(arrays, 500, 11, confidence), abs=1e-12)
+    assert ci == MeanCI(3.777777777777778, *golden, 9, confidence)
+    one = hierarchical_bootstrap_ci([[2.0, 4.0, 9.0]], n_resamples=300, seed=5)
+    assert one.mean == pytest.approx(5.0)
+    assert (one.ci_low, one.ci_high) == pytest.approx(
+        _two_level_by_hand([np.array([2.0, 4.0, 9.0])], 300, 5, 0.95), abs=1e-12)
+    with pytest.raises(MetricInputError, match="at least one group"):
+        hierarchical_bootstrap_ci([])
+    with pytest.raises(MetricInputError):
+        hierarchical_bootstrap_ci([[1.0], [float("nan")]])
