@@ -157,6 +157,15 @@ def test_a_few_sharded_clips_through_a_two_process_cluster_validate_and_are_meas
     assert proj["clips"] == 22540
     assert proj["core_hours"] == pytest.approx(rep["per_clip"]["cpu_s"] * 22540 / 3600)
     assert proj["wall_hours_64_workers"] == pytest.approx(proj["core_hours"] / 64)
-    assert proj["stored_tb"] == pytest.approx(rep["per_clip"]["stored_bytes"] * 22540 / 1e12)
+    size = rep["store_size"]
+    assert 0 < size["clip_bytes"] < size["bytes"] and 0 < size["clip_objects"] < size["files"]
+    # one object per clip and per-clip array (5 variables + done) at most: all-zero ones are
+    # not written (the tiny world's ISP may be empty in a clip)
+    assert 4 * 4 <= size["clip_objects"] <= 6 * 4
+    assert rep["per_clip"]["objects"] == size["clip_objects"] / 4
+    assert proj["stored_tb"] == pytest.approx(
+        (rep["per_clip"]["stored_bytes"] * 22540 + size["bytes"] - size["clip_bytes"]) / 1e12)
+    assert proj["objects"] == round(size["clip_objects"] / 4 * 22540 + size["files"]
+                                    - size["clip_objects"])
     assert (out / "report.md").read_text().startswith("| measurement | value |")
     assert (out / "manifest.yaml").is_file()

@@ -140,19 +140,30 @@ class RssSampler:
         self._thread.join()
 
 
+#: per-split arrays whose chunks hold many clips (written once by the driver)
+SHARED_ARRAYS = ("clip_id", "row", "col", "bounds")
+
+
 def store_size(path: Path) -> dict[str, Any]:
-    """Bytes and files of a local store, in all and per top-level group."""
-    total, files, groups = 0, 0, {}
+    """Bytes and files of a local store: in all, per top-level group, and the *clip objects*
+    (chunk or shard files of the per-clip split arrays, ``done`` included: one per clip and
+    variable, all-zero ones left unwritten) — the objects that grow with the clip count."""
+    total, files, clip_objects, clip_bytes, groups = 0, 0, 0, 0, {}
     for root, _, names in os.walk(path):
         rel = Path(root).relative_to(path).parts
         group = rel[0] if rel else "."
+        per_clip = (len(rel) >= 3 and rel[0] in ("train", "val", "test") and rel[2] == "c"
+                    and rel[1] not in SHARED_ARRAYS)
         for name in names:
             size = (Path(root) / name).stat().st_size
             total += size
             files += 1
+            clip_objects += per_clip
+            clip_bytes += size if per_clip else 0
             bytes_, count = groups.get(group, (0, 0))
             groups[group] = (bytes_ + size, count + 1)
-    return {"bytes": total, "files": files,
+    return {"bytes": total, "files": files, "clip_objects": clip_objects,
+            "clip_bytes": clip_bytes,
             "groups": {g: {"bytes": b, "files": n} for g, (b, n) in sorted(groups.items())}}
 
 
@@ -301,8 +312,6 @@ def run_rehearsal(r: Rehearsal, log: Any = click.echo) -> dict[str, Any]:
     worker_cpu = sum(w["cpu_s"] for w in workers)
     total_cpu = worker_cpu + driver_cpu + scheduler_cpu
     size = store_size(store)
-    split_bytes = sum(size["groups"].get(s, {}).get("bytes", 0) for s in counts)
-    split_files = sum(size["groups"].get(s, {}).get("files", 0) for s in counts)
     per_clip_cpu = total_cpu / n_clips
     core_hours = per_clip_cpu * PAPER_CLIPS / 3600.0
     peak = max(max(w["peak_rss_mb"], w["max_sampled_rss_mb"]) for w in workers)
@@ -327,7 +336,8 @@ def run_rehearsal(r: Rehearsal, log: Any = click.echo) -> dict[str, Any]:
                   "cpu_s": {"workers": worker_cpu, "driver": driver_cpu,
                             "scheduler_host": scheduler_cpu, "total": total_cpu}},
         "per_clip": {"cpu_s": per_clip_cpu, "wall_s": build_wall / n_clips,
-                     "stored_bytes": split_bytes / n_clips, "objects": split_files / n_clips},
+                     "stored_bytes": size["clip_bytes"] / n_clips,
+                     "objects": size["clip_objects"] / n_clips},
         "workers": workers,
         "peak_rss_mb": peak,
         "rss_goal_mb": RSS_GOAL_MB,
@@ -340,8 +350,11 @@ def run_rehearsal(r: Rehearsal, log: Any = click.echo) -> dict[str, Any]:
             "of_layout": f"{attrs['grid']['lr_clip']}² LR / {attrs['grid']['hr_clip']}² HR",
             "core_hours": core_hours,
             **{f"wall_hours_{n}_workers": core_hours / n for n in PROJECTED_WORKERS},
-            "stored_tb": split_bytes / n_clips * PAPER_CLIPS / 1e12,
-            "objects": round(split_files / n_clips * PAPER_CLIPS),
+            # clip objects scale with the clips; metadata, shared arrays and regions do not
+            "stored_tb": (size["clip_bytes"] / n_clips * PAPER_CLIPS
+                          + size["bytes"] - size["clip_bytes"]) / 1e12,
+            "objects": round(size["clip_objects"] / n_clips * PAPER_CLIPS
+                             + size["files"] - size["clip_objects"]),
         },
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or
                     platform.machine(), "python": platform.python_version(),
@@ -380,7 +393,8 @@ def format_report(rep: dict[str, Any]) -> str:
                       f"driver {_fmt(cpu['driver'], 1)} + scheduler host "
                       f"{_fmt(cpu['scheduler_host'], 1)}"),
         ("per clip", f"{_fmt(p['cpu_s'])} CPU-s, {_fmt(p['wall_s'])} wall-s, "
-                     f"{_fmt(p['stored_bytes'] / 1e6)} MB stored, {_fmt(p['objects'], 1)} objects"),
+                     f"{_fmt(p['stored_bytes'] / 1e6)} MB stored in "
+                     f"{_fmt(p['objects'], 1)} objects"),
         ("peak RSS per worker", ", ".join(
             f"{_fmt(max(w['peak_rss_mb'], w['max_sampled_rss_mb']), 0)} MB"
             + (" (restarted)" if w["restarted"] else "") for w in rep["workers"])
