@@ -10,7 +10,7 @@ STAMP := $(VENV)/.deeplight-installed
 DEMO_DIR ?= demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: help install store demo bench-all bench-standard test lint bench-speed realism mutation clean
+.PHONY: help install store demo bench-all bench-standard test lint bench-speed bench-scale realism mutation clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -77,6 +77,21 @@ test: $(STAMP)  ## run the test suite
 BENCH_SPEED_ARGS ?= --quick
 bench-speed: $(STAMP)  ## speed/memory suite: build, loader, inference, regional, RSS (JSON + Markdown table in out/speed)
 	$(PY) -m benchmarks.speed.run_all $(BENCH_SPEED_ARGS) --out-dir out/speed
+
+# paper scale rehearsed on a local dask cluster (docs/scale.md): the paper's 256²/2048² layout
+# (64 clips, sharded) and the paper's exact 18,032 / 2,254 / 2,254 counts (2²/16² clips), each
+# built through `--scheduler tcp://` on BENCH_SCALE_WORKERS worker processes and validated;
+# reports in out/scale/<preset>/report.{json,md}. Not part of `make test`.
+BENCH_SCALE_DIR ?= out/scale
+BENCH_SCALE_WORKERS ?= 2
+BENCH_SCALE_MEMORY ?= 4GiB
+BENCH_SCALE_ARGS ?=
+bench-scale: $(STAMP)  ## paper-layout rehearsal (64 clips of 2048²) + the paper's counts, on a local dask cluster (out/scale; tens of minutes)
+	for preset in paper-rehearsal paper-counts; do \
+	  $(PY) -m benchmarks.scale.rehearsal --preset $$preset --out $(BENCH_SCALE_DIR)/$$preset \
+	    --workers $(BENCH_SCALE_WORKERS) --memory-limit $(BENCH_SCALE_MEMORY) $(BENCH_SCALE_ARGS) \
+	    || exit 1; \
+	done
 
 # realism report: `standard` family worlds 0..5 against every real VIIRS VNL v2 Shanghai year
 REAL_DIR ?= ../shared/data/real/shanghai_ntl_500m

@@ -13,7 +13,9 @@ from deeplightmd.errors import ConfigError, StoreError
 
 @click.command()
 @click.option("--preset", help="packaged manifest preset: tiny, demo, large (synthetic worlds, "
-              "generated when absent), paper (template for real files), shanghai-viirs; or a "
+              "generated when absent), paper (template for real files), shanghai-viirs, "
+              "paper-rehearsal / paper-counts (the paper's layout / counts on coarse synthetic "
+              "worlds, docs/scale.md); or a "
               "multi-world preset: standard, generalization (train/val and test from different "
               "family worlds, synthesised into --worlds-dir), standard-tiny (tests)")
 @click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False),

@@ -28,6 +28,8 @@ from deeplightmd.sensor import SensorModel
 
 #: the UTM zone 49/50 boundary the world straddles
 ZONE_BOUNDARY_LON = 114.0
+#: coarsest working / product pixel (m): the scale worlds simulate at 480 m to stay small
+MAX_WORK_PIXEL_M = 1000.0
 
 
 def _require(section: str, name: str, value: float, lo: float | None = None,
@@ -52,9 +54,12 @@ class ExtentConfig:
         center_lat: centre latitude (degrees).
         width_lr: east-west size in LR pixels of 15″ (1/240°).
         height_lr: north-south size in LR pixels.
-        work_pixel: pixel of the metric working grid on which the truth is simulated (m).
+        work_pixel: pixel of the metric working grid on which the truth is simulated (m); up to
+            1 km, so that worlds made only to exercise the build at scale (``rehearsal``,
+            ``paper-counts``) stay small in memory.
         hr_pixel: pixel of the HR NTL product (m); must be a multiple of ``work_pixel``.
-        dem_arcsec: DEM pixel in arc-seconds (1 or 3; must divide 15).
+        product_pixel: pixel of the DMO and ISP products (m): 30 (Landsat, GAIA) by default.
+        dem_arcsec: DEM pixel in arc-seconds (1, 3, 5 or 15; must divide 15).
         clip_km: build clip size (km); test regions stay at least one clip from the edge.
         test_region_km: approximate diameter of each of the three test regions (km).
         scene_overlap_km: overlap of the two DMO scenes across 114°E (km).
@@ -66,6 +71,7 @@ class ExtentConfig:
     height_lr: int = 84
     work_pixel: float = 30.0
     hr_pixel: float = 60.0
+    product_pixel: float = 30.0
     dem_arcsec: int = 3
     clip_km: float = 3.84
     test_region_km: float = 6.0
@@ -76,8 +82,9 @@ class ExtentConfig:
         _require(s, "center_lat", self.center_lat, -60.0, 60.0)
         _require(s, "width_lr", self.width_lr, 16)
         _require(s, "height_lr", self.height_lr, 16)
-        _require(s, "work_pixel", self.work_pixel, 5.0, 120.0)
+        _require(s, "work_pixel", self.work_pixel, 5.0, MAX_WORK_PIXEL_M)
         _require(s, "hr_pixel", self.hr_pixel, self.work_pixel)
+        _require(s, "product_pixel", self.product_pixel, 5.0, MAX_WORK_PIXEL_M)
         _require(s, "clip_km", self.clip_km, 0.0, lo_open=True)
         _require(s, "test_region_km", self.test_region_km, 0.0, lo_open=True)
         _require(s, "scene_overlap_km", self.scene_overlap_km, 0.0, 20.0)
@@ -85,8 +92,9 @@ class ExtentConfig:
         if abs(ratio - round(ratio)) > 1e-9:
             raise ConfigError(f"extent.hr_pixel must be a multiple of extent.work_pixel "
                               f"({self.work_pixel:g}), got {self.hr_pixel:g}")
-        if self.dem_arcsec not in (1, 3, 5):
-            raise ConfigError(f"extent.dem_arcsec must be 1, 3 or 5, got {self.dem_arcsec!r}")
+        if self.dem_arcsec not in (1, 3, 5, 15):
+            raise ConfigError(f"extent.dem_arcsec must be 1, 3, 5 or 15, "
+                              f"got {self.dem_arcsec!r}")
         half_deg = self.width_lr / 480.0
         if not self.center_lon - half_deg < ZONE_BOUNDARY_LON < self.center_lon + half_deg:
             raise ConfigError(f"extent.center_lon must keep the world across {ZONE_BOUNDARY_LON}°E "
@@ -391,6 +399,8 @@ class WorldConfig:
         section only when it is switched on (so worlds without it keep their old metadata)."""
         skip = ("sensor", "urban")
         d = {f.name: asdict(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
+        if self.extent.product_pixel == ExtentConfig.product_pixel:
+            del d["extent"]["product_pixel"]  # worlds of 30 m products keep their old metadata
         d["sensor"] = self.sensor.to_dict()
         if self.urban.enabled:
             d["urban"] = asdict(self.urban)
@@ -415,6 +425,32 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                     "river_width_m": 240.0, "lake_radius_m": 2000.0, "coarse_factor": 8},
         "settlements": {"n_settlements": 900, "max_population": 4_000_000.0},
         "lights": {"n_gas_flares": 20},
+    },
+    # Worlds made to exercise the build at the paper's scale (docs/scale.md), not for realism:
+    # every raster is coarser than the 60 m target grid (the build warps them onto it anyway),
+    # so synthesis stays small in memory while the build writes full-size clips.
+    # `rehearsal`: ~17.5° x 14.2° (about 1,550 x 1,575 km), room for >= 64 clips of the paper's
+    # 2048 x 60 m = 122.9 km layout plus three held-out regions; truth, HR NTL, DMO and ISP at
+    # 480 m, DEM at 15".
+    "rehearsal": {
+        "extent": {"width_lr": 4200, "height_lr": 3400, "work_pixel": 480.0,
+                   "hr_pixel": 480.0, "product_pixel": 480.0, "dem_arcsec": 15,
+                   "clip_km": 122.88, "test_region_km": 40.0, "scene_overlap_km": 4.0},
+        "terrain": {"n_rivers": 12, "n_lakes": 20, "valley_width_m": 8000.0,
+                    "river_width_m": 1000.0, "lake_radius_m": 8000.0, "coarse_factor": 2},
+        "settlements": {"n_settlements": 600, "max_population": 8_000_000.0},
+        "lights": {"n_gas_flares": 40, "mismatch_block_m": 1920.0},
+    },
+    # `paper-counts`: ~2.1° x 1.75° (about 200 x 195 km) at 120 m, room for the paper's
+    # 18,032 / 2,254 / 2,254 clips of 2 LR px (16 x 60 m = 0.96 km) plus three held-out regions.
+    "paper-counts": {
+        "extent": {"width_lr": 504, "height_lr": 420, "work_pixel": 120.0,
+                   "hr_pixel": 120.0, "product_pixel": 120.0, "dem_arcsec": 5,
+                   "clip_km": 0.96, "test_region_km": 15.0},
+        "terrain": {"n_rivers": 6, "n_lakes": 8, "valley_width_m": 3000.0,
+                    "river_width_m": 240.0, "lake_radius_m": 2000.0, "coarse_factor": 4},
+        "settlements": {"n_settlements": 400, "max_population": 3_000_000.0},
+        "lights": {"n_gas_flares": 12, "mismatch_block_m": 960.0},
     },
 }
 

@@ -43,7 +43,6 @@ FILES = {"lr_ntl": ["lr_ntl.tif"], "hr_ntl": ["hr_ntl.tif"],
          "dmo": ["dmo/dmo_utm49.tif", "dmo/dmo_utm50.tif"], "dem": ["dem.tif"], "isp": ["isp.tif"]}
 REGIONS_FILE = "regions.geojson"
 ADMIN_FILE = "admin.geojson"
-PRODUCT_PIXEL_M = 30.0  # DMO and ISP pixel (Landsat / GAIA)
 
 
 def step_rng(seed: int, step: str) -> np.random.Generator:
@@ -95,11 +94,11 @@ def product_grids(cfg: WorldConfig) -> dict[str, Grid]:
         "lr_ntl": lonlat_grid(ext.bounds_lonlat, 15.0),
         "hr_ntl": product_grid(UTM50, ext.bounds_lonlat, ext.hr_pixel),
         "dmo_utm49": product_grid(UTM49, (west, south, ZONE_BOUNDARY_LON + half_overlap, north),
-                                  PRODUCT_PIXEL_M),
+                                  ext.product_pixel),
         "dmo_utm50": product_grid(UTM50, (ZONE_BOUNDARY_LON - half_overlap, south, east, north),
-                                  PRODUCT_PIXEL_M),
+                                  ext.product_pixel),
         "dem": lonlat_grid(ext.bounds_lonlat, float(ext.dem_arcsec)),
-        "isp": product_grid(ALBERS, ext.bounds_lonlat, PRODUCT_PIXEL_M),
+        "isp": product_grid(ALBERS, ext.bounds_lonlat, ext.product_pixel),
     }
 
 
