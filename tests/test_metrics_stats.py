@@ -98,3 +98,43 @@ def test_hierarchical_bootstrap_by_hand_and_golden(confidence, golden):
         hierarchical_bootstrap_ci([])
     with pytest.raises(MetricInputError):
         hierarchical_bootstrap_ci([[1.0], [float("nan")]])
+
+
+def test_holm_adjust_by_hand():
+    """The i-th smallest of m p-values times m − i, made non-decreasing, capped at 1, returned
+    in the given order; tied p-values get the same adjusted value."""
+    from benchmarks.metrics.stats import holm_adjust
+
+    assert holm_adjust([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert holm_adjust([0.5, 0.6]) == [1.0, 1.0]
+    assert holm_adjust([0.02, 0.001, 0.02]) == pytest.approx([0.04, 0.003, 0.04])
+    assert holm_adjust([0.3]) == [0.3]
+    assert holm_adjust([]) == []
+    assert all(isinstance(v, float) for v in holm_adjust(np.array([0.1, 0.2], np.float32)))
+
+
+def test_default_resample_counts_are_golden():
+    """``bootstrap_ci`` and ``aggregate`` default to 2000 resamples, seed 0 (golden values)."""
+    from benchmarks.metrics.stats import MeanCI
+
+    values = [1.0, 2.5, 3.25, 7.0, 4.5]
+    assert bootstrap_ci(values) == MeanCI(3.65, 2.05, 5.5, 5, 0.95)
+    assert aggregate([{"psnr": v, "ssim": v / 10} for v in values]) == {
+        "psnr": MeanCI(3.65, 2.05, 5.5, 5, 0.95), "ssim": MeanCI(0.365, 0.205, 0.55, 5, 0.95)}
+    assert bootstrap_ci([2.0], confidence=0.9) == MeanCI(2.0, 2.0, 2.0, 1, 0.9)
+
+
+def test_statistics_are_computed_in_float64_whatever_the_input_dtype():
+    x = np.array([1.1, 2.3, 3.7, 4.9, 5.3, 6.1, 0.1], np.float32)
+    y = np.array([0.7, 2.0, 3.1, 4.2, 5.0, 5.3, 0.4], np.float32)
+    assert bootstrap_ci(x).mean == float(x.astype(np.float64).mean())
+    assert paired_wilcoxon(x, y) == paired_wilcoxon(x.astype(np.float64), y.astype(np.float64))
+    assert paired_wilcoxon(x, y).median_difference == float(
+        np.median(x.astype(np.float64) - y.astype(np.float64)))
+
+
+def test_identical_paired_values_are_indistinguishable_exactly():
+    from benchmarks.metrics.stats import WilcoxonResult
+
+    assert paired_wilcoxon([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], alpha=0.01) == \
+        WilcoxonResult(0.0, 1.0, 3, 0.0, "none", 0.01)
