@@ -486,3 +486,73 @@ def test_row_from_results_copies_every_documented_field():
     del doc["thumbnails"], doc["method"]["family"], doc["method"]["citation"]
     bare = row_from_results(doc)
     assert "thumbnails" not in bare and bare["family"] == "" and bare["citation"] == ""
+
+
+def test_board_errors_name_their_source_and_add_counts_every_row(tmp_path):
+    """Every validation error names what failed (the file, "new row N", "leaderboard row"),
+    identical duplicates in one add do not stop later rows, and the report counts each row."""
+    from benchmarks.leaderboard import save_board
+    from benchmarks.leaderboard.board import (
+        AddReport,
+        add_to_file,
+        upgrade_board,
+        validate_board,
+        validate_row,
+    )
+
+    assert empty_board() == {"schema_version": 2, "rows": []}
+    row = row_from_results(make_results("m1"))
+    bad = {**row, "source": "guessed"}
+    with pytest.raises(SchemaError, match=r"^leaderboard row fails the leaderboard schema"):
+        validate_row(bad)
+    with pytest.raises(SchemaError, match=r"^leaderboard fails the leaderboard schema"):
+        validate_board({"schema_version": 2, "rows": [bad]})
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"schema_version": 2, "rows": [bad]}))
+    with pytest.raises(SchemaError, match=rf"^{path} fails the leaderboard schema"):
+        load_board(path)
+    with pytest.raises(SchemaError, match=rf"^{tmp_path / 'out.json'} fails the leaderboard"):
+        save_board({"schema_version": 2, "rows": [bad]}, tmp_path / "out.json")
+    with pytest.raises(SchemaError, match=r"^new row 1 fails the leaderboard schema"):
+        add_rows(empty_board(), [row, bad])
+    results = make_results("m1")
+    results["per_clip"]["psnr"] = "oops"
+    write_json(results, tmp_path / "r.json")
+    with pytest.raises(SchemaError, match=rf"^{tmp_path / 'r.json'} fails the results schema"):
+        read_rows(tmp_path / "r.json")
+    # a version-1 board keeps a malformed row as it is, for validation to name it
+    assert upgrade_board({"schema_version": 1, "rows": [5]}) == {"schema_version": 2,
+                                                                "rows": [5]}
+    # duplicates in one add are skipped without dropping the rows after them
+    rows = [row_from_results(make_results(m)) for m in ("m1", "m2", "m3")]
+    board, report = add_rows(empty_board(), [rows[0], dict(rows[0]), rows[1], rows[2]])
+    assert report == AddReport(3, 0, 0) and [r["method"] for r in board["rows"]] == \
+        ["m1", "m2", "m3"]
+    _, report = add_rows(board, rows[:2])
+    assert report == AddReport(0, 0, 2)
+    changed = [{**r, "metrics": {"psnr": {"mean": 1.0}}} for r in rows[:2]]
+    _, report = add_rows(board, changed, replace=True)
+    assert report == AddReport(0, 2, 0)
+    other = {**rows[0], "metrics": {"psnr": {"mean": 2.0}}}
+    run = rows[0]["run_id"]
+    with pytest.raises(SchemaError, match=rf"^new rows 0 and 1 have the same key m1 \(reproduced, "
+                                          rf"budget small, seed 0, run {run}\) but different "
+                                          r"values; add them one at a time with --replace or "
+                                          r"give them different run ids$"):
+        add_rows(empty_board(), [rows[0], other])
+    # the file: created even by an add of nothing, locked beside itself, never replaced silently
+    lb = tmp_path / "sub" / "lb.json"
+    lb.parent.mkdir()
+    assert add_to_file(lb, []) == AddReport(0, 0, 0)
+    assert json.loads(lb.read_text()) == empty_board()
+    assert add_to_file(lb, [rows[0]]) == AddReport(1, 0, 0)
+    assert (tmp_path / "sub" / "lb.json.lock").exists()
+    with pytest.raises(SchemaError, match="pass --replace to replace it"):
+        add_to_file(lb, [changed[0]])
+    assert load_board(lb)["rows"] == [rows[0]]
+
+
+def test_a_row_of_results_without_regional_metrics_has_none():
+    doc = make_results("m1")
+    doc["metrics"].pop("regional", None)
+    assert row_from_results(doc)["regional"] == {}

@@ -110,7 +110,9 @@ def test_holm_adjust_by_hand():
     assert holm_adjust([0.02, 0.001, 0.02]) == pytest.approx([0.04, 0.003, 0.04])
     assert holm_adjust([0.3]) == [0.3]
     assert holm_adjust([]) == []
-    assert all(isinstance(v, float) for v in holm_adjust(np.array([0.1, 0.2], np.float32)))
+    low = np.array([0.1, 0.2, 0.7], np.float32)       # adjusted in float64, not float32
+    assert holm_adjust(low) == holm_adjust([float(v) for v in low])
+    assert holm_adjust(low)[0] == float(np.float64(np.float32(0.1)) * 3)
 
 
 def test_default_resample_counts_are_golden():
