@@ -94,9 +94,10 @@ def test_hierarchical_bootstrap_by_hand_and_golden(confidence, golden):
     assert one.mean == pytest.approx(5.0)
     assert (one.ci_low, one.ci_high) == pytest.approx(
         _two_level_by_hand([np.array([2.0, 4.0, 9.0])], 300, 5, 0.95), abs=1e-12)
-    with pytest.raises(MetricInputError, match="at least one group"):
+    with pytest.raises(MetricInputError,
+                       match=r"^hierarchical bootstrap needs at least one group$"):
         hierarchical_bootstrap_ci([])
-    with pytest.raises(MetricInputError):
+    with pytest.raises(MetricInputError, match=r"^group values has no finite value to aggregate$"):
         hierarchical_bootstrap_ci([[1.0], [float("nan")]])
 
 
@@ -106,7 +107,7 @@ def test_holm_adjust_by_hand():
     from benchmarks.metrics.stats import holm_adjust
 
     assert holm_adjust([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
-    assert holm_adjust([0.5, 0.6]) == [1.0, 1.0]
+    assert holm_adjust([0.6, 0.7]) == [1.0, 1.0]          # 1.2 and 0.7 -> 1.2, capped
     assert holm_adjust([0.02, 0.001, 0.02]) == pytest.approx([0.04, 0.003, 0.04])
     assert holm_adjust([0.3]) == [0.3]
     assert holm_adjust([]) == []
@@ -117,12 +118,25 @@ def test_holm_adjust_by_hand():
 
 def test_default_resample_counts_are_golden():
     """``bootstrap_ci`` and ``aggregate`` default to 2000 resamples, seed 0 (golden values)."""
-    from benchmarks.metrics.stats import MeanCI
+    from benchmarks.metrics.stats import MeanCI, hierarchical_bootstrap_ci
 
     values = [1.0, 2.5, 3.25, 7.0, 4.5]
     assert bootstrap_ci(values) == MeanCI(3.65, 2.05, 5.5, 5, 0.95)
     assert aggregate([{"psnr": v, "ssim": v / 10} for v in values]) == {
         "psnr": MeanCI(3.65, 2.05, 5.5, 5, 0.95), "ssim": MeanCI(0.365, 0.205, 0.55, 5, 0.95)}
+    # 40 continuous values: interval ends that move with the resample count and the seed
+    many = [28.696, 29.651, 33.327, 31.318, 26.717, 29.99, 28.753, 30.297, 26.784, 30.484,
+            30.471, 33.151, 30.633, 31.021, 27.014, 34.505, 26.169, 32.204, 29.34, 28.239,
+            28.687, 28.656, 30.76, 29.78, 32.965, 26.341, 29.994, 28.216, 31.552, 25.764,
+            29.313, 30.42, 27.031, 31.97, 30.357, 32.014, 31.918, 28.04, 28.404, 29.593]
+    mean = 29.763475
+    ci = bootstrap_ci(many)
+    assert (ci.mean, ci.ci_low, ci.ci_high, ci.n) == pytest.approx(
+        (mean, 29.1409475, 30.41675125, 40), abs=1e-9)
+    assert aggregate([{"psnr": v} for v in many])["psnr"] == bootstrap_ci(many)
+    ci = hierarchical_bootstrap_ci([many[:20], many[20:]])
+    assert (ci.mean, ci.ci_low, ci.ci_high, ci.n) == pytest.approx(
+        (mean, 29.058619375, 30.4582, 40), abs=1e-9)
     assert bootstrap_ci([2.0], confidence=0.9) == MeanCI(2.0, 2.0, 2.0, 1, 0.9)
 
 
