@@ -154,3 +154,26 @@ def test_a_store_is_put_back_on_its_clip_grid(tiny_store: str, tiny_world: Path,
     world, = rep["worlds"]
     assert world["name"].startswith("store:") and world["factor"] == 8
     assert world["valid_px"] == n_clips * (size // 8) ** 2
+
+
+def test_family_summary_by_hand():
+    """Per real raster: medians over the worlds, whether the medians meet the goals, and how
+    many worlds meet each goal and all three."""
+    from deeplightmd.synth.realism import family_summary
+
+    def pair(world, real, ks, d, lit):
+        return {"world": world, "real": real, "ks": ks, "d_slope": d, "lit_rel": lit,
+                "ks_ok": ks <= 0.2, "slope_ok": abs(d) <= 0.3, "lit_ok": abs(lit) <= 0.3}
+
+    pairs = [pair("w0", "A", 0.10, -0.35, 0.05), pair("w1", "A", 0.21, 0.10, -0.10),
+             pair("w2", "A", 0.15, 0.00, 0.40), pair("w0", "B", 0.30, 0.50, 0.5)]
+    a, b = family_summary(pairs)
+    assert (a["real"], a["worlds"], b["worlds"]) == ("A", 3, 1)
+    assert (a["median_ks"], a["median_d_slope"], a["median_lit_rel"]) == pytest.approx(
+        (0.15, 0.0, 0.05))
+    assert a["median_ok"] and not b["median_ok"]
+    assert (a["ks_ok"], a["slope_ok"], a["lit_ok"], a["all_ok"]) == (2, 2, 2, 0)
+    assert (b["ks_ok"], b["all_ok"]) == (0, 0)
+    none = family_summary([{**pair("w0", "C", 0.1, 0.0, 0.0), "d_slope": None,
+                            "slope_ok": False}])[0]
+    assert none["median_d_slope"] is None and not none["median_ok"]

@@ -36,6 +36,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 from scipy import stats
 
+from deeplightmd.atomic import write_text
 from deeplightmd.errors import ConfigError, DeepLightError, InputFileError
 
 #: goals of issue 19 for the `standard` family against Shanghai VNL 2020
@@ -346,6 +347,32 @@ def report(worlds: list[Path], reals: list[Path], impervious: Path | None = None
                 out["worlds"].append({**asdict(cache[key][1]), "factor": factor})
             wf, ws = cache[key]
             out["pairs"].append(compare(wf, rf, ws, rs, cfg))
+    out["summary"] = family_summary(out["pairs"])
+    return out
+
+
+def _median(values: list[float | None]) -> float | None:
+    """Median of the finite values (a statistic a world cannot give is None), else None."""
+    kept = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return float(np.median(kept)) if kept else None
+
+
+def family_summary(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per real raster, over the worlds compared with it: the median KS, Δslope and relative
+    lit fraction, whether those medians meet the goals, and how many worlds meet each goal and
+    all three (a family's realism, next to each world's)."""
+    out = []
+    for real in dict.fromkeys(p["real"] for p in pairs):
+        mine = [p for p in pairs if p["real"] == real]
+        med = {k: _median([p[k] for p in mine]) for k in ("ks", "d_slope", "lit_rel")}
+        met = None not in med.values() and med["ks"] <= GOAL_KS and \
+            abs(med["d_slope"]) <= GOAL_SLOPE and abs(med["lit_rel"]) <= GOAL_LIT_REL
+        out.append({"real": real, "worlds": len(mine), **{f"median_{k}": v for k, v in med.items()},
+                    "median_ok": bool(met),
+                    "ks_ok": sum(p["ks_ok"] for p in mine),
+                    "slope_ok": sum(p["slope_ok"] for p in mine),
+                    "lit_ok": sum(p["lit_ok"] for p in mine),
+                    "all_ok": sum(p["ks_ok"] and p["slope_ok"] and p["lit_ok"] for p in mine)})
     return out
 
 
@@ -367,8 +394,17 @@ def format_report(rep: dict[str, Any]) -> str:
                       f"{_fmt(p['d_slope'], '+.2f')} {ok(p['slope_ok'])}",
                       f"{_fmt(p['lit_rel'], '+.1%')} {ok(p['lit_ok'])}"])
     lit = rep["config"]["lit_threshold"]
+    family = [["family vs", "worlds", "median KS", "median dslope", "median lit rel",
+               "medians", "KS ok", "slope ok", "lit ok", "all ok"]]
+    for f in rep.get("summary") or family_summary(rep["pairs"]):
+        n = f["worlds"]
+        family.append([f["real"], str(n), _fmt(f["median_ks"]), _fmt(f["median_d_slope"], "+.2f"),
+                       _fmt(f["median_lit_rel"], "+.1%"), ok(f["median_ok"]),
+                       f"{f['ks_ok']}/{n}", f"{f['slope_ok']}/{n}", f"{f['lit_ok']}/{n}",
+                       f"{f['all_ok']}/{n}"])
     return (f"lit: radiance >= {lit:g} nW cm-2 sr-1; slope: log10 P(k) of log(1 + radiance) "
-            f"over {rep['config']['tile']}-px tiles\n" + _table(rows) + "\n\n" + _table(pairs))
+            f"over {rep['config']['tile']}-px tiles\n" + _table(rows) + "\n\n" + _table(pairs)
+            + "\n\n" + _table(family))
 
 
 @click.command("realism")
@@ -392,9 +428,7 @@ def main(worlds: tuple[Path, ...], reals: tuple[Path, ...], impervious: Path | N
     rep = report(list(worlds), list(reals), impervious, RealismConfig(lit_threshold, tile),
                  zero_is_fill=not zero_is_data)
     if json_out is not None:
-        tmp = json_out.with_name(f".{json_out.name}.tmp")
-        tmp.write_text(json.dumps(rep, indent=2) + "\n")
-        tmp.replace(json_out)
+        write_text(json_out, json.dumps(rep, indent=2) + "\n")
     click.echo(format_report(rep))
 
 
