@@ -116,7 +116,7 @@ MUTATION_MODULES ?= deeplightmd.builder.splits deeplightmd.builder.windows deepl
 	benchmarks.metrics.regional benchmarks.metrics.consistency benchmarks.metrics.stats \
 	benchmarks.leaderboard.board benchmarks.leaderboard.compare
 MUTATION_JOBS ?= 2
-mutation: $(STAMP)  ## mutation score per core module (mutmut, 1-2 h on 2 cores; not part of make test)
+mutation: $(STAMP)  ## mutation score per core module (mutmut, about 30 min on 2 cores; not part of make test)
 	test -x $(VENV)/bin/mutmut || $(PY) -m pip install -q -e ".[mutation]"
 	@# mutmut keeps which tests call which function in mutmut-stats.json; a test added since
 	@# would not be run against the mutants it kills, so the map is rebuilt every time
