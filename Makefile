@@ -93,9 +93,9 @@ bench-scale: $(STAMP)  ## paper-layout rehearsal (64 clips of 2048²) + the pape
 	    || exit 1; \
 	done
 
-# realism report: `standard` family worlds 0..5 against every real VIIRS VNL v2 Shanghai year
+# realism report: `standard` family worlds 0..9 against every real VIIRS VNL v2 Shanghai year
 REAL_DIR ?= ../shared/data/real/shanghai_ntl_500m
-REALISM_WORLDS ?= 0 1 2 3 4 5
+REALISM_WORLDS ?= 0 1 2 3 4 5 6 7 8 9
 REALISM_DIR ?= out/realism
 realism: $(STAMP)  ## synthesise standard worlds and compare them with real VIIRS (python -m deeplightmd.synth.realism)
 	for k in $(REALISM_WORLDS); do \
