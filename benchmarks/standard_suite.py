@@ -174,8 +174,7 @@ def track_summary(docs: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[
                 np.nanmean([r.get(m) if r.get(m) is not None else np.nan
                             for r in d["metrics"]["regional"].values()])
                 for d in runs if d["metrics"]["regional"]])
-        row["train_seconds"] = _mean_sd([(d["runtime"].get("train_seconds") or 0.0)
-                                         for d in runs])
+        row["train_seconds"] = _mean_sd([d["runtime"].get("train_seconds") for d in runs])
         row["clips"] = {c: float(np.mean(v)) for c, v in _per_clip(runs, "psnr").items()}
         rows.append(row)
     rows.sort(key=lambda r: -r["psnr"][0])
@@ -213,6 +212,11 @@ def _fmt(pair: tuple[float, float], digits: int = 2, pct: bool = False) -> str:
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
+def _seconds(value: float) -> str:
+    """Whole seconds, or ``–`` for a method that records no training time."""
+    return f"{value:.0f}" if np.isfinite(value) else "–"
+
+
 def summary_markdown(summary: Mapping[str, Any]) -> str:
     """The README tables of :func:`summarize`'s output."""
     lines = [f"Machine: {summary['machine']}; seeds {summary['seeds']}; budget `small`; "
@@ -229,7 +233,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
             lines.append(f"| {r['tier']} | {r['method']} | {_fmt(r['psnr'])} | "
                          f"{_fmt(r['ssim'], 3)} | {p} | {_fmt(r['region_psnr'])} | "
                          f"{_fmt(r['region_total_light_rel_error'], pct=True)} | "
-                         f"{r['train_seconds'][0]:.0f} |")
+                         f"{_seconds(r['train_seconds'][0])} |")
         lines.append("")
     lines.append("Mean ± sd over seeds (per seed: the mean over test clips, or over held-out "
                  "regions). p: two-sided paired Wilcoxon signed-rank test of per-clip PSNR "

@@ -55,7 +55,7 @@ def _doc(method: str, seed: int, psnr: list[float], region_psnr: float) -> dict:
                         "regional": {"A": {"psnr": region_psnr, "total_light_rel_error": -0.1},
                                      "B": {"psnr": region_psnr + 2,
                                            "total_light_rel_error": 0.3}}},
-            "runtime": {"train_seconds": 10.0 * seed},
+            "runtime": {"train_seconds": 10.0 * seed if method != "c" else None},
             "per_clip": {"clip_id": list(range(len(psnr))), "psnr": psnr}}
 
 
@@ -84,3 +84,4 @@ def test_track_summary_means_sds_and_holm_tiers_by_hand():
                                                      for r in rows]}})
     assert "| 1 | a | 46.00 ± 0.71 | 0.900 ± 0.000 | – | 32.00 ± 1.41 | +10.0 ± 0.0 % | 5 |" \
         in text
+    assert text.count("% | – |") == 1  # c records no training time
