@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.speed.build_speed import warp_only
+from benchmarks.speed.build_speed import timed_build, warp_only
 from benchmarks.speed.crop_read import crop_read_times, dataset_sample_times
 from benchmarks.speed.peak import peak_rss_mb
 from benchmarks.speed.train_speed import method_train_rates, synthetic_batch
@@ -43,6 +43,14 @@ def test_warp_only_reads_every_clip_of_the_store(tiny_world: Path, tiny_store: s
     res = warp_only("tiny", tiny_world, tiny_store)
     assert res["clips"] == sum(read_store_attrs(tiny_store)["splits"].values())
     assert res["runs"] <= res["clips"] and res["hr_mpx_per_s"] > 0
+
+
+def test_timed_build_counts_the_build_not_the_child_imports(tiny_world: Path, tiny_store: str,
+                                                            tmp_path: Path):
+    res = timed_build("tiny", tiny_world, str(tmp_path / "b.zarr"), 1)
+    assert res["fingerprint"] == read_store_attrs(tiny_store)["fingerprint"]
+    # the child's interpreter start-up and imports are outside cpu_s, inside child_cpu_s
+    assert 0 < res["cpu_s"] < res["child_cpu_s"]
 
 
 def test_synthetic_batch_has_the_protocol_shapes():
