@@ -314,6 +314,11 @@ class UrbanLightConfig:
         village_radiance: median radiance of a hamlet (log-normal, σ = 0.6).
         glow_fraction: share of all light scattered into a Gaussian glow (adjacency effect).
         glow_sigma_m: σ of that glow (m).
+        airfield_population: every settlement of at least this population gets an airfield
+            (0 = none): a rectangle of ``airfield_length_m`` × ``airfield_width_m`` at the edge
+            of its built-up land whose interior (runways, taxiways, grass) is dark (× 0.02) and
+            whose apron strip along one long side is ``1 + core_boost`` times brighter.
+        airfield_length_m, airfield_width_m: size of an airfield (m).
     """
 
     street_spacing_m: float = 0.0
@@ -328,17 +333,23 @@ class UrbanLightConfig:
     village_radiance: float = 6.0
     glow_fraction: float = 0.0
     glow_sigma_m: float = 400.0
+    airfield_population: float = 0.0
+    airfield_length_m: float = 3000.0
+    airfield_width_m: float = 800.0
 
     def __post_init__(self) -> None:
         s = "urban"
         for name in ("street_spacing_m", "minor_road_radiance", "core_boost", "core_population",
-                     "radiance_sigma", "villages_per_km2", "village_radiance"):
+                     "radiance_sigma", "villages_per_km2", "village_radiance",
+                     "airfield_population"):
             _require(s, name, getattr(self, name), 0.0)
         _require(s, "street_contrast", self.street_contrast, 0.0, 1.9)
         _require(s, "core_density", self.core_density, 0.0, 1.0)
         _require(s, "park_fraction", self.park_fraction, 0.0, 0.6)
         _require(s, "glow_fraction", self.glow_fraction, 0.0, 0.9)
         _require(s, "glow_sigma_m", self.glow_sigma_m, 0.0, lo_open=True)
+        _require(s, "airfield_length_m", self.airfield_length_m, 0.0, lo_open=True)
+        _require(s, "airfield_width_m", self.airfield_width_m, 0.0, lo_open=True)
         if 0.0 < self.street_spacing_m < 60.0:
             raise ConfigError(f"urban.street_spacing_m must be 0 or >= 60, "
                               f"got {self.street_spacing_m!r}")
@@ -348,7 +359,7 @@ class UrbanLightConfig:
         """True when any layer is switched on."""
         return any((self.street_spacing_m, self.minor_road_radiance, self.core_boost,
                     self.park_fraction, self.radiance_sigma, self.villages_per_km2,
-                    self.glow_fraction))
+                    self.glow_fraction, self.airfield_population))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,10 @@ unchanged); the ``standard`` and ``shifted`` world families switch it on. Layers
 * **villages** — Poisson hamlets (discs of 30–90 m, log-normal radiance of median
   ``village_radiance``) on open land outside the ISP, clustered by a smooth intensity field;
 * **glow** — ``glow_fraction`` of all light is spread by a Gaussian of σ ``glow_sigma_m``
-  (atmospheric adjacency and light spill, seen by the HR sensor too).
+  (atmospheric adjacency and light spill, seen by the HR sensor too);
+* **airfields** — settlements of at least ``airfield_population`` get a rectangle at the edge of
+  their built-up land with a dark interior (runways, taxiways and grass: × 0.02) and a bright
+  apron strip along one long side (× ``1 + core_boost``): impervious land that is not lit.
 
 Every draw comes from the generator handed in (its own synthesis step), so switching the
 layers on never shifts another step's draws.
@@ -116,7 +119,33 @@ def urban_layers(terrain: Terrain, cover: np.ndarray, s: Settlements, cfg: Urban
     minor = s.roads & ~s.major_roads
     minor_roads = np.where(minor, np.float32(cfg.minor_road_radiance), np.float32(0.0))
     villages = _villages(cover, s, terrain.water, px, terrain.coarse_factor, cfg, rng)
+    if cfg.airfield_population > 0:  # last: its draws never shift the layers above
+        factor *= _airfields(s, cfg, px, rng)
     return UrbanLayers(factor.astype(np.float32), minor_roads, villages)
+
+
+def _airfields(s: Settlements, cfg: UrbanLightConfig, pixel: float,
+               rng: np.random.Generator) -> np.ndarray:
+    """Factor of the airfields: 0.02 inside each rectangle, ``1 + core_boost`` on its apron
+    strip (the outer quarter of its width on one long side), 1 elsewhere."""
+    shape = s.density.shape
+    out = np.ones(shape, dtype=np.float32)
+    rr, cc = np.indices(shape, dtype=np.float32)
+    half_l = np.float32(cfg.airfield_length_m / pixel / 2.0)
+    half_w = np.float32(cfg.airfield_width_m / pixel / 2.0)
+    for k in np.flatnonzero(s.population >= cfg.airfield_population):
+        edge = np.flatnonzero(((s.owner == k) & (s.density >= 0.3) & (s.density < 0.6)).ravel())
+        if edge.size == 0:
+            continue
+        r0, c0 = np.unravel_index(rng.choice(edge), shape)
+        theta = np.float32(rng.uniform(0.0, np.pi))
+        u = (cc - c0) * np.cos(theta) + (rr - r0) * np.sin(theta)
+        v = (rr - r0) * np.cos(theta) - (cc - c0) * np.sin(theta)
+        inside = (np.abs(u) <= half_l) & (np.abs(v) <= half_w)
+        apron = inside & (v >= half_w / 2)
+        out = np.where(inside, np.float32(0.02), out)
+        out = np.where(apron, np.float32(1.0 + cfg.core_boost), out)
+    return out
 
 
 def glow(radiance: np.ndarray, cfg: UrbanLightConfig, pixel: float) -> np.ndarray:
