@@ -34,8 +34,7 @@ from typing import Any
 import click
 import numpy as np
 
-from benchmarks.leaderboard.tiers import clip_values, pair_p_value
-from benchmarks.metrics.stats import holm_adjust
+from benchmarks.leaderboard.tiers import holm_pair_p_values, tiers_from_pairs
 from benchmarks.results import read_results
 from deeplightmd.atomic import write_text
 from deeplightmd.errors import DeepLightError
@@ -175,32 +174,29 @@ def track_summary(docs: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[
                             for r in d["metrics"]["regional"].values()])
                 for d in runs if d["metrics"]["regional"]])
         row["train_seconds"] = _mean_sd([d["runtime"].get("train_seconds") for d in runs])
-        row["clips"] = {c: float(np.mean(v)) for c, v in _per_clip(runs, "psnr").items()}
+        row["clips"] = _mean_per_clip(runs, "psnr")
         rows.append(row)
     rows.sort(key=lambda r: -r["psnr"][0])
-    pairs = list(itertools.combinations(range(len(rows)), 2))
-    adjusted = dict(zip(pairs, holm_adjust([pair_p_value(
-        {c: -v for c, v in rows[i]["clips"].items()},
-        {c: -v for c, v in rows[j]["clips"].items()}) for i, j in pairs]), strict=True))
+    adjusted = holm_pair_p_values([r["clips"] for r in rows])
+    tiers = tiers_from_pairs(len(rows), adjusted, range(len(rows)))
     for i, row in enumerate(rows):
         row["p_vs_best"] = None if i == 0 else float(adjusted[(0, i)])
-    tier, leader = 0, None
-    for i, row in enumerate(rows):
-        if leader is None or adjusted[(leader, i)] < 0.05:
-            tier, leader = tier + 1, i
-        row["tier"] = tier
-    for row in rows:
+        row["tier"] = tiers[i]
         del row["clips"]
     return rows
 
 
-def _per_clip(runs: Sequence[Mapping[str, Any]], metric: str) -> dict[int, list[float]]:
+def _mean_per_clip(runs: Sequence[Mapping[str, Any]], metric: str) -> dict[int, float]:
+    """``{clip_id: mean over the runs}`` of the finite per-clip values of ``metric``, for the
+    clips every run has a value for (a two-sided paired test needs no badness sign)."""
     out: dict[int, list[float]] = {}
     for d in runs:
-        values = clip_values({"clips": d["per_clip"]}, metric) or {}
-        for c, v in values.items():
-            out.setdefault(c, []).append(-v)  # badness → value
-    return {c: v for c, v in out.items() if len(v) == len(runs)}
+        if metric not in d["per_clip"]:
+            continue
+        for c, v in zip(d["per_clip"]["clip_id"], d["per_clip"][metric], strict=True):
+            if v is not None and np.isfinite(v):
+                out.setdefault(int(c), []).append(float(v))
+    return {c: float(np.mean(v)) for c, v in out.items() if len(v) == len(runs)}
 
 
 def _fmt(pair: tuple[float, float], digits: int = 2, pct: bool = False) -> str:

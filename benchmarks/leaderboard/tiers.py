@@ -46,22 +46,36 @@ def pair_p_value(a: Mapping[int, float], b: Mapping[int, float]) -> float:
     return paired_wilcoxon([a[c] for c in shared], [b[c] for c in shared]).p_value
 
 
-def assign_tiers(rows: Sequence[Mapping[str, Any]], metric: str, alpha: float = TIER_ALPHA
-                 ) -> list[int | None]:
-    """Tiers (1 = best) of ``rows`` ranked best first on ``metric``, aligned with ``rows``;
-    None for rows without per-clip values of the metric (see the module docstring)."""
-    values = [None if is_regional(metric) else clip_values(r, metric) for r in rows]
+def holm_pair_p_values(values: Sequence[Mapping[int, float] | None]
+                      ) -> dict[tuple[int, int], float]:
+    """Holm-adjusted paired Wilcoxon p of every pair ``(i, j)``, ``i < j``, of the entries
+    that carry ``{clip_id: value}`` maps (None or empty entries are left out)."""
     tested = [i for i, v in enumerate(values) if v]
     pairs = list(itertools.combinations(tested, 2))
-    adjusted = dict(zip(pairs, holm_adjust([pair_p_value(values[i], values[j])
-                                            for i, j in pairs]), strict=True))
-    tiers: list[int | None] = [None] * len(rows)
+    return dict(zip(pairs, holm_adjust([pair_p_value(values[i], values[j]) for i, j in pairs]),
+                    strict=True))
+
+
+def tiers_from_pairs(n: int, adjusted: Mapping[tuple[int, int], float],
+                     tested: Sequence[int], alpha: float = TIER_ALPHA) -> list[int | None]:
+    """Walk ``tested`` (indices ranked best first): an entry joins the current tier when its
+    adjusted p against the tier's first entry is ≥ alpha, else opens the next; None elsewhere."""
+    tiers: list[int | None] = [None] * n
     tier, leader = 0, None
     for i in tested:
         if leader is None or adjusted[(leader, i)] < alpha:
             tier, leader = tier + 1, i
         tiers[i] = tier
     return tiers
+
+
+def assign_tiers(rows: Sequence[Mapping[str, Any]], metric: str, alpha: float = TIER_ALPHA
+                 ) -> list[int | None]:
+    """Tiers (1 = best) of ``rows`` ranked best first on ``metric``, aligned with ``rows``;
+    None for rows without per-clip values of the metric (see the module docstring)."""
+    values = [None if is_regional(metric) else clip_values(r, metric) for r in rows]
+    tested = [i for i, v in enumerate(values) if v]
+    return tiers_from_pairs(len(rows), holm_pair_p_values(values), tested, alpha)
 
 
 def with_tiers(group: Group, metric: str, alpha: float = TIER_ALPHA) -> Group:
@@ -75,4 +89,5 @@ def with_tiers(group: Group, metric: str, alpha: float = TIER_ALPHA) -> Group:
     return Group(group.title, group.reported, group.fingerprint, rows)
 
 
-__all__ = ["TIER_ALPHA", "assign_tiers", "clip_values", "pair_p_value", "with_tiers"]
+__all__ = ["TIER_ALPHA", "assign_tiers", "clip_values", "holm_pair_p_values", "pair_p_value",
+           "tiers_from_pairs", "with_tiers"]
