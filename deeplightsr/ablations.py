@@ -9,6 +9,8 @@ Every variant is the full :class:`~deeplightsr.method.DeepLightSR` with one part
 ``deeplightsr-nodmo``      auxiliaries = DEM only (DMO is never read)
 ``deeplightsr-nodem``      auxiliaries = DMO only (DEM is never read)
 ``deeplightsr-conserve``   mass-conserving output heads instead of free residual ones
+``deeplightsr-nokeep``     no light keeping: the outputs are the free heads' (the paper's literal
+                           formulation; the default keeps the intercalibrated LR light)
 =========================  ==================================================================
 """
 
@@ -72,8 +74,17 @@ class DeepLightSRConserve(DeepLightSR):
     ablation: ClassVar[dict[str, Any]] = {"conserve": True}
 
 
+@register_method("deeplightsr-nokeep")
+class DeepLightSRNoKeep(DeepLightSR):
+    """DeepLightSR whose outputs are the free residual heads' (no LR→HR intercalibration)."""
+
+    description = ("DeepLightSR ablation: no light keeping (outputs of the free residual heads, "
+                   "no LR-to-HR intercalibration)")
+    ablation: ClassVar[dict[str, Any]] = {"keep_light": False}
+
+
 ABLATIONS = (DeepLightSRNoAlign, DeepLightSRNoISP, DeepLightSRSingleScale, DeepLightSRNoDMO,
-             DeepLightSRNoDEM, DeepLightSRConserve)
+             DeepLightSRNoDEM, DeepLightSRConserve, DeepLightSRNoKeep)
 
 __all__ = [
     "ABLATIONS",
@@ -82,5 +93,6 @@ __all__ = [
     "DeepLightSRNoDEM",
     "DeepLightSRNoDMO",
     "DeepLightSRNoISP",
+    "DeepLightSRNoKeep",
     "DeepLightSRSingleScale",
 ]

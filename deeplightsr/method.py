@@ -30,6 +30,7 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
         "main_channels": 32, "stage_channels": [24, 16, 8], "aux_channels": [16, 16, 8, 8],
         "fusion_blocks": 4, "align": True, "calibrate": True, "align_groups": 1,
         "align_hidden": 16, "multiscale": True, "conserve": False,
+        "keep_light": True, "light_sigma": 1.0,
         "alpha": 0.9, "betas": [0.2, 0.3, 0.5], "isp_threshold": 0.0, "isp_temperature": 1.0,
         "pool_space": "radiance", "radiance_weight": 0.5, "radiance_scale": 1.0,
     },
@@ -38,13 +39,15 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
         "main_channels": 64, "stage_channels": [64, 48, 32], "aux_channels": [64, 48, 32, 16],
         "fusion_blocks": 8, "align": True, "calibrate": True, "align_groups": 4,
         "align_hidden": 64, "multiscale": True, "conserve": False,
+        "keep_light": True, "light_sigma": 1.0,
         "alpha": 0.9, "betas": [0.2, 0.3, 0.5], "isp_threshold": 0.0, "isp_temperature": 1.0,
         "pool_space": "radiance", "radiance_weight": 0.5, "radiance_scale": 1.0,
     },
 }
 
 _NETWORK_KEYS = ("main_channels", "stage_channels", "aux_channels", "fusion_blocks", "align",
-                 "calibrate", "align_groups", "align_hidden", "multiscale", "conserve")
+                 "calibrate", "align_groups", "align_hidden", "multiscale", "conserve", "keep_light",
+                 "light_sigma")
 
 
 @register_method("deeplightsr")
@@ -102,7 +105,14 @@ class DeepLightSR(TorchMethod):
         return torch.cat([batch[name] for name in self.aux_modalities], dim=1)
 
     def forward(self, batch: Batch) -> list[torch.Tensor]:
-        """Multiscale outputs (coarse to fine), the last one ×ratio."""
+        """Multiscale outputs (coarse to fine), the last one ×ratio.
+
+        In training, a batch carrying ``hr_ntl`` first updates the LR→HR intercalibration of a
+        light-keeping network (``keep_light``, :mod:`deeplightsr.light`).
+        """
+        network = getattr(self.network, "module", self.network)  # the DDP wrapper in training
+        if network.training and network.light is not None and "hr_ntl" in batch:
+            network.light.observe(batch["lr_ntl"], batch["hr_ntl"])
         return self.network(batch["lr_ntl"], self.aux_input(batch))
 
     def loss(self, outputs: torch.Tensor | list[torch.Tensor], batch: Batch) -> torch.Tensor:

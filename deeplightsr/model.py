@@ -29,6 +29,7 @@ from deeplightmd.errors import ConfigError
 from deeplightmd.normalize import Normalizer
 from deeplightsr.alignment import RadiometricCalibration, SpatialAlignment
 from deeplightsr.fusion import AuxToMainFusion
+from deeplightsr.light import LightKeeper
 from deeplightsr.refinement import AuxiliaryEmbeddedRefinement
 
 
@@ -50,6 +51,9 @@ class DeepLightSRConfig:
         multiscale: output heads at every scale (else only the final ×ratio output).
         conserve: mass-conserving output heads (each output averages, per LR pixel, to the
             calibrated LR radiance; :mod:`deeplightsr.refinement`).
+        keep_light: intercalibrate the LR sensor onto the HR one (running least squares in
+            radiance) and rescale every output to carry that light (:mod:`deeplightsr.light`).
+        light_sigma: neighbourhood (LR pixels) over which outputs keep the light.
         ntl_mean, ntl_std: the normalised NTL space (train-split ``log1p`` statistics), needed
             by ``conserve`` to work in radiance.
     """
@@ -66,6 +70,8 @@ class DeepLightSRConfig:
     align_hidden: int = 16
     multiscale: bool = True
     conserve: bool = False
+    keep_light: bool = False
+    light_sigma: float = 1.0
     ntl_mean: float = 0.0
     ntl_std: float = 1.0
     stages: int = field(init=False)
@@ -81,6 +87,8 @@ class DeepLightSRConfig:
                 f"got {len(self.stage_channels)} and {len(self.aux_channels)}")
         if self.aux_in_channels < 1:
             raise ConfigError(f"DeepLightSR needs >= 1 auxiliary band, got {self.aux_in_channels}")
+        if self.light_sigma < 0:
+            raise ConfigError(f"light_sigma must be >= 0 LR pixels, got {self.light_sigma}")
         if self.align and any(c % self.align_groups for c in self.aux_channels):
             raise ConfigError(f"aux_channels {self.aux_channels} must all be divisible by "
                               f"align_groups={self.align_groups}")
@@ -144,6 +152,9 @@ class DeepLightSRNet(nn.Module):
             config.main_channels, config.stage_channels, config.aux_channels[1:],
             multiscale=config.multiscale, conserve=config.conserve,
             ntl=Normalizer(ntl_mean=config.ntl_mean, ntl_std=config.ntl_std))
+        self.light = (LightKeeper(Normalizer(ntl_mean=config.ntl_mean, ntl_std=config.ntl_std),
+                                  config.ratio, sigma=config.light_sigma)
+                      if config.keep_light else None)
 
     def _check_shapes(self, lr: torch.Tensor, aux: torch.Tensor) -> None:
         ratio = self.config.ratio
@@ -157,6 +168,7 @@ class DeepLightSRNet(nn.Module):
         """Full forward pass returning the outputs and the calibration/alignment internals."""
         self._check_shapes(lr, aux)
         aux_feats = self.aux_encoder(aux)
+        mass = self.light.mass(lr) if self.light is not None else None
         gain = bias = flow = None
         if self.calibration is not None:
             lr, gain, bias = self.calibration(lr, aux_feats[0])
@@ -166,6 +178,8 @@ class DeepLightSRNet(nn.Module):
             aux_feats = [self.alignment.warp(a, flow) for a in aux_feats]
         fused = self.fusion(feat, aux_feats[0])
         outputs = self.refinement(fused, aux_feats[1:], lr)
+        if mass is not None:
+            outputs = [self.light.keep(o, mass) for o in outputs]  # type: ignore[union-attr]
         return DeepLightSROutput(outputs, lr, flow, gain, bias)
 
     def forward(self, lr: torch.Tensor, aux: torch.Tensor) -> list[torch.Tensor]:

@@ -19,12 +19,13 @@ from deeplightsr.ablations import (
     DeepLightSRNoDEM,
     DeepLightSRNoDMO,
     DeepLightSRNoISP,
+    DeepLightSRNoKeep,
     DeepLightSRSingleScale,
 )
 from deeplightsr.method import DeepLightSR
 
 ALL_NAMES = ("deeplightsr", "deeplightsr-noalign", "deeplightsr-noisp", "deeplightsr-single",
-             "deeplightsr-nodmo", "deeplightsr-nodem", "deeplightsr-conserve")
+             "deeplightsr-nodmo", "deeplightsr-nodem", "deeplightsr-conserve", "deeplightsr-nokeep")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -73,10 +74,28 @@ def _batch(dataset: Dataset, n: int = 2) -> dict[str, torch.Tensor]:
 
 def test_all_variants_registered():
     classes = (DeepLightSR, DeepLightSRNoAlign, DeepLightSRNoISP, DeepLightSRSingleScale,
-               DeepLightSRNoDMO, DeepLightSRNoDEM, DeepLightSRConserve)
+               DeepLightSRNoDMO, DeepLightSRNoDEM, DeepLightSRConserve, DeepLightSRNoKeep)
     for name, cls in zip(ALL_NAMES, classes, strict=True):
         assert get_method(name) is cls and cls.name == name and cls.family == "deeplight"
     assert DeepLightSR.required_modalities() == ("lr_ntl", "dmo", "dem", "hr_ntl", "isp")
+    assert DeepLightSR.default_hparams("small")["keep_light"] is True
+    assert DeepLightSRNoKeep.default_hparams("paper")["keep_light"] is False
+
+
+def test_training_batches_intercalibrate_the_lr_sensor_and_prediction_does_not():
+    """Training forward passes add their (LR, HR) pixels to the light keeper's least-squares
+    line; ``predict`` (eval mode) leaves it unchanged, so evaluation cannot move it."""
+    method = DeepLightSR()
+    batch = _batch(TinyScenes(n=2, lr_size=3))
+    method.network.train()
+    method.forward(batch)
+    sums = method.network.light.sums.clone()
+    assert sums[0].item() == 2 * 3 * 3
+    method.predict(batch)
+    assert torch.equal(method.network.light.sums, sums)
+    # the LR of TinyScenes is the exact area average of its HR: the line is the identity
+    a, b = method.network.light.line()
+    assert a == pytest.approx(1.0, abs=0.05) and abs(b) < 0.05
 
 
 def test_small_budget_size_and_outputs():

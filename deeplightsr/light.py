@@ -1,0 +1,143 @@
+"""Keeping the light: the LR sensor intercalibrated onto the HR sensor, and outputs that carry it.
+
+The paper's calibration-aware alignment exists to map the LR sensor onto the HR sensor's
+radiometry. Trained end to end with L1 losses in log space, a calibration does not learn that
+map (docs/deeplightsr.md, "Where the regional light goes"): an L1 fit estimates a conditional
+*median*, a log-space affine map is a power law in radiance that extrapolates badly, and the
+training clips of a world are mostly dark (demo: mean HR 0.65 nW·cm⁻²·sr⁻¹ on train, 14–30 in
+the held-out regions), so bright scenes are rare in the crops. Regional sums then come out low.
+
+:class:`LightKeeper` separates *how much* light an LR pixel carries from *where* it goes:
+
+1. **Intercalibration** (*how much*): the HR light of each LR pixel, ``m = max(a·x + b, 0)``
+   with ``x`` the LR radiance, is the least-squares line of the HR block means on the LR
+   radiance over every training pixel seen so far (running sums kept in buffers, like batch
+   normalisation's running statistics; summed over the processes of a distributed run). A
+   least-squares line estimates a conditional *mean*, so sums over many pixels are unbiased,
+   and a line in radiance extrapolates to bright scenes the way a linear sensor does (gain and
+   offset; the demo's LR sensor is ``0.85·s + 0.3``).
+2. **Light-keeping outputs** (*where*): every LR pixel gives its light ``m`` to the output
+   pixels near it in proportion to the network's output ``r`` (radiance) weighted by a Gaussian
+   ``G`` of ``sigma`` LR pixels: ``kept = (r + ε)·G∗(m / G∗pool(r + ε))`` (``pool`` the mean
+   over each LR pixel's block). The output carries exactly the calibrated
+   light of the tile, and around every LR pixel about that pixel's light, while the network
+   still moves light between neighbouring LR pixels (the LR sensor's PSF spreads it over about
+   one LR pixel). ``sigma = 0`` keeps the light of each LR pixel exactly.
+3. **Saturation**: outputs are clipped at the brightest HR radiance seen in training (the HR
+   sensor's saturation, 120 nW·cm⁻²·sr⁻¹ on the synthetic worlds), and the clipped light is
+   given to the unsaturated pixels around (a second rescaling).
+
+Everything is local (a convolution and block means), so tiled inference stays consistent.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as tdist
+import torch.nn.functional as F
+from torch import nn
+
+from deeplightmd.normalize import Normalizer
+
+#: radiance (nW·cm⁻²·sr⁻¹) added to every output pixel before it is scaled to keep the light
+FLOOR = 1e-2
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(B, 1, h, w)``, zero outside (identity at ``sigma=0``).
+
+    Zero padding makes the blur its own transpose on a finite tile, which the exact light
+    keeping of :meth:`LightKeeper.keep` needs.
+    """
+    if sigma <= 0:
+        return x
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1), padding=(0, radius))
+    return F.conv2d(x, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+
+
+class LightKeeper(nn.Module):
+    """Running LR→HR intercalibration and light-keeping of outputs (see the module docstring).
+
+    Args:
+        normalizer: the NTL normalisation (converts network values to radiance and back).
+        ratio: HR/LR pixel ratio.
+        sigma: width (LR pixels) of the neighbourhood over which outputs keep the light.
+        ridge: weight of the prior ``a = 1, b = 0`` before any training pixel was seen.
+        passes: rescalings of the output (each after clipping at the saturation).
+    """
+
+    def __init__(self, normalizer: Normalizer, ratio: int, sigma: float = 1.0,
+                 ridge: float = 1.0, passes: int = 2) -> None:
+        super().__init__()
+        self.ntl = normalizer
+        self.ratio = ratio
+        self.sigma = float(sigma)
+        self.ridge = float(ridge)
+        self.passes = int(passes)
+        # n, Σx, Σy, Σx², Σxy over training LR pixels (x LR radiance, y HR block mean)
+        self.register_buffer("sums", torch.zeros(5, dtype=torch.float64))
+        self.register_buffer("hr_max", torch.zeros((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def observe(self, lr: torch.Tensor, hr: torch.Tensor) -> None:
+        """Add a training batch (normalised ``lr (B,1,h,w)``, ``hr (B,1,rh,rw)``) to the fit."""
+        x = self.ntl.denormalize("lr_ntl", lr).double()
+        hr_radiance = self.ntl.denormalize("hr_ntl", hr).double()
+        y = F.avg_pool2d(hr_radiance, self.ratio)
+        new = torch.stack([x.new_tensor(float(x.numel())), x.sum(), y.sum(), (x * x).sum(),
+                           (x * y).sum()])
+        peak = hr_radiance.max()
+        if tdist.is_available() and tdist.is_initialized():
+            tdist.all_reduce(new, op=tdist.ReduceOp.SUM)
+            tdist.all_reduce(peak, op=tdist.ReduceOp.MAX)
+        self.sums += new.to(self.sums.device)
+        self.hr_max.copy_(torch.maximum(self.hr_max, peak.to(self.hr_max.device)))
+
+    def line(self) -> tuple[float, float]:
+        """``(a, b)``: the ridge-regularised least-squares line ``y ≈ a·x + b``."""
+        n, sx, sy, sxx, sxy = self.sums.tolist()
+        lam = self.ridge
+        matrix = torch.tensor([[sxx + lam, sx], [sx, n + lam]], dtype=torch.float64)
+        rhs = torch.tensor([sxy + lam, sy], dtype=torch.float64)
+        a, b = torch.linalg.solve(matrix, rhs).tolist()
+        return a, b
+
+    def mass(self, lr: torch.Tensor) -> torch.Tensor:
+        """Calibrated HR light (mean radiance of each LR pixel's block) of normalised ``lr``."""
+        a, b = self.line()
+        return torch.clamp(a * self.ntl.denormalize("lr_ntl", lr) + b, min=0)
+
+    def keep(self, output: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
+        """A normalised output whose light is ``mass``, given out around every LR pixel.
+
+        Each LR pixel ``i`` hands its light ``m_i`` to the output pixels near it in proportion
+        to ``q · G(·, i)``, ``q`` the output radiance plus :data:`FLOOR`:
+        ``kept = q · G∗(m / G∗pool(q))`` (block-constant factor). With the same Gaussian ``G``
+        (zero padding) in both convolutions the output's light equals ``Σ m`` exactly on any
+        tile, whatever the network placed; where it placed (almost) nothing under a lit LR
+        pixel, the floor spreads that pixel's light evenly. Pixels above the saturation are
+        clipped and the light rescaled again (``passes`` times), giving the clipped light to the
+        unsaturated pixels around.
+        """
+        scale = output.shape[-1] // mass.shape[-1]
+        kept = self.ntl.denormalize("hr_ntl", output) + FLOOR
+        peak = float(self.hr_max)
+        for _ in range(self.passes if peak > 0 else 1):
+            pooled = F.avg_pool2d(kept, scale) if scale > 1 else kept
+            factor = gaussian_blur(mass / gaussian_blur(pooled, self.sigma).clamp(min=1e-12),
+                                   self.sigma)
+            if scale > 1:
+                factor = F.interpolate(factor, scale_factor=scale, mode="nearest")
+            kept = kept * factor
+            if peak > 0:
+                kept = torch.clamp(kept, max=peak)
+        return self.ntl.normalize("hr_ntl", kept)
+
+
+__all__ = ["FLOOR", "LightKeeper", "gaussian_blur"]

@@ -1,0 +1,140 @@
+"""DeepLightSR's light keeping: the running LR→HR intercalibration and light-keeping outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deeplightmd.normalize import Normalizer
+from deeplightsr.light import FLOOR, LightKeeper, gaussian_blur
+
+NTL = Normalizer(ntl_mean=0.2, ntl_std=0.5)
+
+
+def _batch(a: float, b: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised (lr, hr) whose HR block means are exactly ``a·lr + b`` in radiance."""
+    g = torch.Generator().manual_seed(seed)
+    lr = torch.rand(3, 1, 4, 5, generator=g) * 50 + 1
+    block = a * lr + b
+    weights = torch.rand(3, 1, 32, 40, generator=g) + 0.1
+    weights = weights / F.interpolate(F.avg_pool2d(weights, 8), scale_factor=8, mode="nearest")
+    hr = weights * F.interpolate(block, scale_factor=8, mode="nearest")
+    return NTL.normalize("lr_ntl", lr), NTL.normalize("hr_ntl", hr)
+
+
+def test_the_intercalibration_is_the_least_squares_line_of_every_pixel_seen() -> None:
+    keeper = LightKeeper(NTL, ratio=8, ridge=0.0)
+    for seed in range(3):
+        keeper.observe(*_batch(1.3, -0.4, seed))
+    a, b = keeper.line()
+    assert a == pytest.approx(1.3, abs=1e-4) and b == pytest.approx(-0.4, abs=1e-3)
+    assert keeper.sums[0].item() == 3 * 3 * 4 * 5
+
+
+def test_before_any_training_pixel_the_calibration_is_the_identity() -> None:
+    keeper = LightKeeper(NTL, ratio=8)
+    assert keeper.line() == pytest.approx((1.0, 0.0))
+    lr = NTL.normalize("lr_ntl", torch.tensor([[[[0.0, 3.0], [10.0, 40.0]]]]))
+    assert torch.allclose(keeper.mass(lr), torch.tensor([[[[0.0, 3.0], [10.0, 40.0]]]]),
+                          atol=1e-4)
+
+
+def test_mass_is_never_negative() -> None:
+    keeper = LightKeeper(NTL, ratio=8, ridge=0.0)
+    keeper.observe(*_batch(1.0, -5.0))
+    lr = NTL.normalize("lr_ntl", torch.full((1, 1, 2, 2), 1.0))
+    assert (keeper.mass(lr) == 0).all()
+
+
+def test_sigma_zero_keeps_the_light_of_every_lr_pixel_exactly() -> None:
+    keeper = LightKeeper(NTL, ratio=8, sigma=0.0)
+    g = torch.Generator().manual_seed(1)
+    mass = torch.rand(2, 1, 4, 4, generator=g) * 30
+    output = NTL.normalize("hr_ntl", torch.rand(2, 1, 32, 32, generator=g) * 10)
+    kept = NTL.denormalize("hr_ntl", keeper.keep(output, mass))
+    blocks = F.avg_pool2d(kept, 8)
+    # exact up to FLOOR's share of the ratio
+    assert torch.allclose(blocks, mass, rtol=1e-3, atol=1e-3)
+    # a ×2 output is kept against the same LR-pixel light
+    half = keeper.keep(NTL.normalize("hr_ntl", torch.rand(2, 1, 8, 8, generator=g)), mass)
+    assert torch.allclose(F.avg_pool2d(NTL.denormalize("hr_ntl", half), 2), mass, rtol=1e-2,
+                          atol=2 * FLOOR)
+
+
+def test_a_smooth_neighbourhood_gives_out_exactly_the_light_of_the_tile() -> None:
+    """Whatever the network concentrates (here all the light of a tile in one LR pixel, while
+    the calibrated light is spread), the output carries exactly the calibrated total."""
+    keeper = LightKeeper(NTL, ratio=8, sigma=1.0)
+    g = torch.Generator().manual_seed(2)
+    mass = torch.rand(1, 1, 12, 10, generator=g) * 5
+    shape = torch.zeros(1, 1, 96, 80)
+    shape[..., 40:48, 40:48] = 50.0
+    kept = NTL.denormalize("hr_ntl", keeper.keep(NTL.normalize("hr_ntl", shape), mass))
+    assert kept.mean().item() == pytest.approx(mass.mean().item(), rel=1e-4)
+    # the light stays near where it is: far from the bright block only the floor's share is left
+    assert kept[..., 40:48, 40:48].mean() > 5 * kept.mean()
+
+
+def test_a_uniform_deficit_is_a_uniform_factor_inside_the_tile() -> None:
+    keeper = LightKeeper(NTL, ratio=8, sigma=1.0)
+    mass = torch.full((1, 1, 12, 12), 5.0)
+    shape = torch.rand(1, 1, 96, 96, generator=torch.Generator().manual_seed(2)) * 3
+    kept = NTL.denormalize("hr_ntl", keeper.keep(NTL.normalize("hr_ntl", shape), mass))
+    ratio = (kept / (shape + FLOOR))[..., 32:64, 32:64]
+    assert (ratio.max() / ratio.min()).item() < 1.2
+
+
+def test_outputs_saturate_at_the_brightest_hr_radiance_seen_in_training() -> None:
+    keeper = LightKeeper(NTL, ratio=8, sigma=0.0)
+    lr, hr = _batch(1.0, 0.0)
+    keeper.observe(lr, hr)
+    peak = NTL.denormalize("hr_ntl", hr).max().item()
+    mass = torch.full((1, 1, 2, 2), 10 * peak)
+    kept = NTL.denormalize("hr_ntl", keeper.keep(torch.zeros(1, 1, 16, 16), mass))
+    assert kept.max().item() == pytest.approx(peak, rel=1e-4)
+
+
+def test_gaussian_blur_keeps_a_constant_inside_sums_to_one_and_is_the_identity_at_zero() -> None:
+    x = torch.full((1, 1, 15, 17), 2.5)
+    assert torch.allclose(gaussian_blur(x, 1.5)[..., 5:10, 5:12], x[..., 5:10, 5:12])
+    spike = torch.zeros(1, 1, 15, 15)
+    spike[..., 7, 7] = 1.0
+    assert gaussian_blur(spike, 1.5).sum().item() == pytest.approx(1.0, abs=1e-6)
+    y = torch.rand(1, 1, 6, 6)
+    assert torch.equal(gaussian_blur(y, 0.0), y)
+
+
+def test_the_calibration_lives_in_the_state_dict() -> None:
+    keeper = LightKeeper(NTL, ratio=8)
+    keeper.observe(*_batch(1.3, -0.4))
+    other = LightKeeper(NTL, ratio=8)
+    other.load_state_dict(keeper.state_dict())
+    assert other.line() == pytest.approx(keeper.line())
+    assert float(other.hr_max) == float(keeper.hr_max) > 0
+
+
+def _observe_half(rank: int, init: str, out: str) -> None:
+    import torch.distributed as tdist
+
+    tdist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    try:
+        lr, hr = _batch(1.3, -0.4)
+        keeper = LightKeeper(NTL, ratio=8)
+        keeper.observe(lr[rank::2], hr[rank::2])
+        if rank == 0:
+            torch.save({"sums": keeper.sums, "hr_max": keeper.hr_max}, out)
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_processes_of_a_distributed_run_share_one_calibration(tmp_path) -> None:
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "rank0.pt"
+    mp.spawn(_observe_half, args=(f"file://{tmp_path / 'rendezvous'}", str(out)), nprocs=2)
+    single = LightKeeper(NTL, ratio=8)
+    single.observe(*_batch(1.3, -0.4))
+    shared = torch.load(out)
+    assert torch.allclose(shared["sums"], single.sums, rtol=1e-12)
+    assert float(shared["hr_max"]) == float(single.hr_max)
