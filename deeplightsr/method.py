@@ -46,8 +46,8 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
 }
 
 _NETWORK_KEYS = ("main_channels", "stage_channels", "aux_channels", "fusion_blocks", "align",
-                 "calibrate", "align_groups", "align_hidden", "multiscale", "conserve", "keep_light",
-                 "light_sigma")
+                 "calibrate", "align_groups", "align_hidden", "multiscale", "conserve",
+                 "keep_light", "light_sigma")
 
 
 @register_method("deeplightsr")
