@@ -81,3 +81,23 @@ def test_dataset_sample_times_cover_both_layouts(tiny_store: str):
     res = dataset_sample_times(tiny_store, lr_clip=16, clips=2, crop=4, passes=1, inners=(0, 32))
     assert res["hr_clip"] == 128 and set(res["layouts"]) == {"chunk_per_clip", "inner_32"}
     assert all(v["ms_per_sample"] > 0 for v in res["layouts"].values())
+
+
+def test_bound_rows_show_both_targets_and_the_load():
+    from benchmarks.speed.run_all import bound_rows
+
+    build = {"cpu_s": 10.0, "seconds": 11.0, "clips": 100, "workers": 1, "scheduler": "sync",
+             "cpu_s_per_clip": 0.1, "cpu_efficiency": 0.91, "load_1min": [1.0, 2.0],
+             "fingerprint": "f"}
+    two = {**build, "seconds": 6.0, "cpu_s": 11.0, "workers": 2, "scheduler": "processes",
+           "cpu_s_per_clip": 0.11, "cpu_efficiency": 0.92}
+    pb = {"preset": "large", "builds": [build, two], "floor": {"cpu_s": 2.0},
+          "warp_only": {"warm": {"cpu_s": 6.0}, "cold": {"cpu_s": 7.0}},
+          "ratios": {"build_w1_over_bound_cpu": 0.8, "build_w1_over_bound_wall": 0.7,
+                     "build_w1_over_cold_bound_cpu": 0.9}}
+    (name1, value1, ref1, ratio1), (name2, value2, _, ratio2) = bound_rows(pb)
+    assert "large, 1 worker" in name1 and "load 1.0 → 2.0" in value1
+    assert "8.0 CPU s = floor 2.0 + warm warp 6.0 (cold 7.0)" == ref1
+    assert ratio1.startswith("0.800 CPU, 0.700 wall (target >= 0.8); 0.900")
+    assert "2 worker processes" in name2 and "CPU efficiency 0.92" in value2
+    assert ratio2.startswith("1.83x speed-up") and "same fingerprint: True" in ratio2

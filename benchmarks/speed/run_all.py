@@ -18,6 +18,7 @@ Usage::
 
     python -m benchmarks.speed.run_all --quick --out-dir out/speed     # tiny preset, ~minutes
     python -m benchmarks.speed.run_all --out-dir out/speed             # demo preset
+    python -m benchmarks.speed.run_all --quick --build-presets demo,large  # + builds vs bound
 """
 
 from __future__ import annotations
@@ -75,9 +76,20 @@ def describe_machine(device: torch.device) -> dict[str, Any]:
     }
 
 
+#: 2-worker builds of ``--build-presets`` use worker processes (the issue-15 target)
+BOUND_SCHEDULERS = ["processes"]
+#: clips of the naive per-clip reference in a ``--build-presets`` measurement
+BOUND_NAIVE_SAMPLE = 4
+
+
 def run_suite(out_dir: Path, quick: bool, world: Path | None = None,
-              device: str | None = None) -> dict[str, Any]:
-    """Run every part; write ``speed.json`` and ``speed.md`` into ``out_dir``; the report."""
+              device: str | None = None, build_presets: tuple[str, ...] = ()
+              ) -> dict[str, Any]:
+    """Run every part; write ``speed.json`` and ``speed.md`` into ``out_dir``; the report.
+
+    ``build_presets``: also build each of these presets with 1 worker and 2 worker processes
+    next to its bound (:func:`benchmarks.speed.build_speed.measure_preset`), e.g. demo and large.
+    """
     cfg = SuiteConfig.for_mode(quick)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     report: dict[str, Any] = {"started": _dt.datetime.now(_dt.UTC).isoformat(
@@ -106,6 +118,10 @@ def run_suite(out_dir: Path, quick: bool, world: Path | None = None,
                                                                 repeats=cfg.repeats)
                               for m in ("bicubic", "edsr") if m in methods]
         report["memory"] = memory.predict_memory(store, cfg.region_sides)
+    report["build_bound"] = [
+        build_speed.measure_preset(p, world if p == cfg.preset else None, BOUND_SCHEDULERS,
+                                   BOUND_NAIVE_SAMPLE, rss_fraction=0)
+        for p in build_presets]
     report["machine"]["load_avg_1min_end"] = os.getloadavg()[0]
     write_text(out_dir / "speed.json", json.dumps(report, indent=2))
     write_text(out_dir / "speed.md", format_markdown(report))
@@ -162,6 +178,8 @@ def format_markdown(r: dict[str, Any]) -> str:
                  f"{large['peak_rss_mb']:.0f} MB at {large['sr_mpx']:.1f} SR Mpx",
                  f"{small['peak_rss_mb']:.0f} MB at {small['sr_mpx']:.2f} SR Mpx "
                  f"({mem['pixel_ratio']:.0f}x fewer px)", f"{mem['rss_ratio']:.2f}"))
+    for pb in r.get("build_bound", []):
+        rows += bound_rows(pb)
     head = (f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with "
             f"{m['torch_threads']} threads, device {m['device']}"
             f"{' (' + m['gpu'] + ')' if m['gpu'] else ''}; 1-min load average "
@@ -173,6 +191,34 @@ def format_markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bound_rows(pb: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Table rows of one ``--build-presets`` measurement: the 1-worker build against its bound
+    (issue 15: >= 0.8) and the 2-process speed-up (>= 1.6 on large), each with its load."""
+    b1, b2 = pb["builds"][0], pb["builds"][-1]
+    floor, warm, cold = pb["floor"], pb["warp_only"]["warm"], pb["warp_only"]["cold"]
+    q = pb["ratios"]
+
+    def load(b: dict[str, Any]) -> str:
+        start, end = b.get("load_1min") or (None, None)
+        return f"load {start:.1f} → {end:.1f}" if start is not None else "load ?"
+
+    preset = pb["preset"]
+    return [
+        (f"build {preset}, 1 worker vs its bound (floor + warm warp only)",
+         f"{b1['cpu_s']:.1f} CPU s, {b1['seconds']:.1f} s ({b1['clips']} clips; {load(b1)})",
+         f"{floor['cpu_s'] + warm['cpu_s']:.1f} CPU s = floor {floor['cpu_s']:.1f} + warm warp "
+         f"{warm['cpu_s']:.1f} (cold {cold['cpu_s']:.1f})",
+         f"{q['build_w1_over_bound_cpu']:.3f} CPU, {q['build_w1_over_bound_wall']:.3f} wall "
+         f"(target >= 0.8); {q['build_w1_over_cold_bound_cpu']:.3f} with the cold warp"),
+        (f"build {preset}, {b2['workers']} worker {b2['scheduler']}",
+         f"{b2['seconds']:.1f} s, {b2['cpu_s_per_clip']:.3f} CPU s/clip, CPU efficiency "
+         f"{b2['cpu_efficiency']:.2f} ({load(b2)})",
+         f"1 worker {b1['seconds']:.1f} s, {b1['cpu_s_per_clip']:.3f} CPU s/clip",
+         f"{b1['seconds'] / b2['seconds']:.2f}x speed-up (target >= 1.6 on large); same "
+         f"fingerprint: {b2['fingerprint'] == b1['fingerprint']}"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Command-line entry point: run, write, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -180,8 +226,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out-dir", type=Path, default=Path("out/speed"))
     parser.add_argument("--world", type=Path, help="synthetic world dir (default: cache)")
     parser.add_argument("--device", help="cpu | cuda (default: cuda when available)")
+    parser.add_argument("--build-presets", default="",
+                        help="comma-separated presets (e.g. demo,large) also built with 1 worker "
+                             "and 2 worker processes against their bound (issue 15)")
     args = parser.parse_args(argv)
-    report = run_suite(args.out_dir, args.quick, args.world, args.device)
+    presets = tuple(p for p in args.build_presets.split(",") if p)
+    report = run_suite(args.out_dir, args.quick, args.world, args.device, presets)
     print(format_markdown(report))
     print(f"wrote {args.out_dir / 'speed.json'} and {args.out_dir / 'speed.md'}")
     return report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,11 +197,13 @@ def plan_build(m: Manifest, runner: Runner) -> BuildPlan:
 
 
 def _write_task(run: tuple[str, int, int, int, int], url: str, reader: ClipReader,
-                lit_threshold: float) -> list[tuple[bytes, TrainStats | None]]:
-    """Read, write and summarise (digest, train stats) the clips of one run."""
+                lit_threshold: float, token: str | None = None
+                ) -> list[tuple[bytes, TrainStats | None]]:
+    """Read, write and summarise (digest, train stats) the clips of one run (``token``: the
+    build's, so each worker opens the split arrays once, see :func:`zstore.write_clips`)."""
     split, first, row, col0, n = run
     clips = reader.read_run(row, col0, n)
-    zstore.write_clips(url, split, first, clips)
+    zstore.write_clips(url, split, first, clips, token)
     return [fp.summarize_clip(arrays, split == "train", lit_threshold, reader.modalities)
             for arrays in clips]
 
@@ -361,7 +364,7 @@ def _build_locked(manifest: Manifest, out: str, workers: int, scheduler: str | N
             todo += [(split, *run) for run in clip_runs(clips[split], run_length(plan.grid))
                      if not done[run[0]:run[0] + run[3]].all()]
         written = runner.map(_write_task, todo, "clips", out, plan.clip_reader,
-                             manifest.qa.lit_threshold)
+                             manifest.qa.lit_threshold, uuid.uuid4().hex)
         known: dict[str, dict[int, tuple[bytes, TrainStats | None]]] = {s: {} for s in SPLITS}
         for (split, first, *_), summaries in zip(todo, written, strict=True):
             known[split].update(enumerate(summaries, start=first))
@@ -384,6 +387,7 @@ def _build_locked(manifest: Manifest, out: str, workers: int, scheduler: str | N
     finally:
         runner.close()
         RASTER_CACHE.close()
+        zstore.forget_open_arrays(out)
 
 
 def _warn_dn(modalities: dict[str, Modality], stats: dict[str, Any]) -> None:

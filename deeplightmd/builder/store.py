@@ -19,7 +19,9 @@ raw objects without decompressing (:func:`deeplightmd.builder.inspect.check_chun
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -222,22 +224,64 @@ def done_flags(url: str, split: str) -> np.ndarray:
     return zarr.open_array(url, path=f"{split}/done", mode="r")[...].astype(bool)
 
 
-def write_clips(url: str, split: str, first: int, clips: list[dict[str, np.ndarray]]) -> None:
+#: split arrays opened by :func:`write_clips` for a build token, per process: ``(url, split,
+#: token) → name → zarr.Array`` (the most recent :data:`OPEN_SPLITS_KEPT` splits)
+_OPEN_SPLITS: OrderedDict[tuple[str, str, str], dict[str, zarr.Array]] = OrderedDict()
+_OPEN_SPLITS_LOCK = threading.Lock()
+OPEN_SPLITS_KEPT = 8
+
+
+def _split_arrays(url: str, split: str, names: list[str], token: str | None
+                  ) -> dict[str, zarr.Array]:
+    """The arrays ``names`` and ``done`` of a split, opened once per ``token`` in this process.
+
+    Opening the group and each array reads and parses its metadata; a build writes one run at a
+    time, so without the cache every run would re-read nine metadata documents. ``token`` is
+    unique to one build of the store (the arrays of a store created anew are opened anew);
+    ``None`` opens them every time.
+    """
+    key = (url, split, token) if token is not None else None
+    if key is not None:
+        with _OPEN_SPLITS_LOCK:
+            cached = _OPEN_SPLITS.get(key)
+            if cached is not None and all(n in cached for n in names):
+                _OPEN_SPLITS.move_to_end(key)
+                return cached
+    group = zarr.open_group(url, mode="r+", use_consolidated=False, path=split)
+    arrays = {name: group[name] for name in [*names, "done"]}
+    if key is not None:
+        with _OPEN_SPLITS_LOCK:
+            _OPEN_SPLITS[key] = arrays
+            while len(_OPEN_SPLITS) > OPEN_SPLITS_KEPT:
+                _OPEN_SPLITS.popitem(last=False)
+    return arrays
+
+
+def forget_open_arrays(url: str) -> None:
+    """Drop the cached arrays of ``url`` (the build that opened them is over)."""
+    with _OPEN_SPLITS_LOCK:
+        for key in [k for k in _OPEN_SPLITS if k[0] == url]:
+            del _OPEN_SPLITS[key]
+
+
+def write_clips(url: str, split: str, first: int, clips: list[dict[str, np.ndarray]],
+                token: str | None = None) -> None:
     """Write every variable of the clips ``first … first + len(clips) - 1`` of ``split``, then
     their done flags.
 
-    The split group is opened once and each variable is written with one assignment over the
-    whole run, so zarr encodes the run's chunks concurrently (one clip is still one chunk).
+    Each variable is written with one assignment over the whole run, so zarr encodes the run's
+    chunks concurrently (one clip is still one chunk). With a build ``token`` the split's
+    arrays are opened once per process and build (:func:`_split_arrays`), not once per run.
     """
     if not clips:
         return
-    group = zarr.open_group(url, mode="r+", use_consolidated=False, path=split)
+    arrays = _split_arrays(url, split, list(clips[0]), token)
     stop = first + len(clips)
     for name in clips[0]:
         values = np.stack([c[name] for c in clips])
-        arr = group[name]
+        arr = arrays[name]
         arr[first:stop] = values if arr.ndim == values.ndim else values[:, 0]
-    group["done"][first:stop] = 1
+    arrays["done"][first:stop] = 1
 
 
 def finish(url: str, attrs: dict[str, Any]) -> dict[str, Any]:
