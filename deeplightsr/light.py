@@ -11,8 +11,11 @@ the held-out regions), so bright scenes are rare in the crops. Regional sums the
 
 1. **Intercalibration** (*how much*): the HR light of each LR pixel, ``m = max(a·x + b, 0)``
    with ``x`` the LR radiance, is the least-squares line of the HR block means on the LR
-   radiance over every training pixel seen so far (running sums kept in buffers, like batch
-   normalisation's running statistics; summed over the processes of a distributed run). A
+   radiance over every training pixel seen so far whose HR block is not saturated (running
+   sums kept in buffers, like batch normalisation's running statistics; summed over the
+   processes of a distributed run). Saturated blocks would bend the line: on the `standard`
+   worlds (7 % of the training blocks saturated) the line over all pixels is ``0.59·x + 7.9``,
+   over unsaturated blocks ``1.14·x − 0.03``. A
    least-squares line estimates a conditional *mean*, so sums over many pixels are unbiased,
    and a line in radiance extrapolates to bright scenes the way a linear sensor does (gain and
    offset; the demo's LR sensor is ``0.85·s + 0.3``).
@@ -40,6 +43,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from deeplightmd.normalize import Normalizer
+
+#: relative distance to the brightest HR radiance seen under which an HR pixel counts as saturated
+SATURATED = 1e-3
 
 #: radiance (nW·cm⁻²·sr⁻¹) added to every output pixel before it is scaled to keep the light
 FLOOR = 1e-2
@@ -86,18 +92,26 @@ class LightKeeper(nn.Module):
 
     @torch.no_grad()
     def observe(self, lr: torch.Tensor, hr: torch.Tensor) -> None:
-        """Add a training batch (normalised ``lr (B,1,h,w)``, ``hr (B,1,rh,rw)``) to the fit."""
+        """Add a training batch (normalised ``lr (B,1,h,w)``, ``hr (B,1,rh,rw)``) to the fit.
+
+        LR pixels whose HR block holds a saturated pixel (within :data:`SATURATED` of the
+        brightest HR radiance seen so far) are left out: the line is the sensors' unsaturated
+        response, and the saturation is applied to the outputs instead (:meth:`keep`).
+        """
         x = self.ntl.denormalize("lr_ntl", lr).double()
         hr_radiance = self.ntl.denormalize("hr_ntl", hr).double()
-        y = F.avg_pool2d(hr_radiance, self.ratio)
-        new = torch.stack([x.new_tensor(float(x.numel())), x.sum(), y.sum(), (x * x).sum(),
-                           (x * y).sum()])
         peak = hr_radiance.max()
         if tdist.is_available() and tdist.is_initialized():
-            tdist.all_reduce(new, op=tdist.ReduceOp.SUM)
             tdist.all_reduce(peak, op=tdist.ReduceOp.MAX)
+        peak = torch.maximum(peak, self.hr_max.to(peak.device))
+        y = F.avg_pool2d(hr_radiance, self.ratio)
+        keep = (F.max_pool2d(hr_radiance, self.ratio) < (1 - SATURATED) * peak).double()
+        new = torch.stack([keep.sum(), (keep * x).sum(), (keep * y).sum(),
+                           (keep * x * x).sum(), (keep * x * y).sum()])
+        if tdist.is_available() and tdist.is_initialized():
+            tdist.all_reduce(new, op=tdist.ReduceOp.SUM)
         self.sums += new.to(self.sums.device)
-        self.hr_max.copy_(torch.maximum(self.hr_max, peak.to(self.hr_max.device)))
+        self.hr_max.copy_(peak.to(self.hr_max.device))
 
     def line(self) -> tuple[float, float]:
         """``(a, b)``: the ridge-regularised least-squares line ``y ≈ a·x + b``."""
@@ -140,4 +154,4 @@ class LightKeeper(nn.Module):
         return self.ntl.normalize("hr_ntl", kept)
 
 
-__all__ = ["FLOOR", "LightKeeper", "gaussian_blur"]
+__all__ = ["FLOOR", "SATURATED", "LightKeeper", "gaussian_blur"]

@@ -29,7 +29,8 @@ def test_the_intercalibration_is_the_least_squares_line_of_every_pixel_seen() ->
         keeper.observe(*_batch(1.3, -0.4, seed))
     a, b = keeper.line()
     assert a == pytest.approx(1.3, abs=1e-4) and b == pytest.approx(-0.4, abs=1e-3)
-    assert keeper.sums[0].item() == 3 * 3 * 4 * 5
+    # the block holding the brightest pixel seen so far counts as saturated and is left out
+    assert 3 * 3 * 4 * 5 - 3 <= keeper.sums[0].item() < 3 * 3 * 4 * 5
 
 
 def test_before_any_training_pixel_the_calibration_is_the_identity() -> None:
@@ -138,3 +139,18 @@ def test_processes_of_a_distributed_run_share_one_calibration(tmp_path) -> None:
     shared = torch.load(out)
     assert torch.allclose(shared["sums"], single.sums, rtol=1e-12)
     assert float(shared["hr_max"]) == float(single.hr_max)
+
+
+def test_blocks_holding_a_saturated_pixel_do_not_bend_the_line() -> None:
+    """A bright scene whose HR saturates would flatten the line (and raise its intercept);
+    blocks that touch the saturation are left out of the fit."""
+    lr, hr = _batch(1.3, -0.4)
+    radiance = NTL.denormalize("hr_ntl", hr)
+    peak = 0.7 * radiance.max().item()
+    keeper = LightKeeper(NTL, ratio=8, ridge=0.0)
+    keeper.observe(lr, NTL.normalize("hr_ntl", radiance.clamp(max=peak)))
+    a, b = keeper.line()
+    assert a == pytest.approx(1.3, abs=1e-3) and b == pytest.approx(-0.4, abs=1e-2)
+    blocks = F.max_pool2d(radiance, 8)
+    assert keeper.sums[0].item() == (blocks < (1 - 1e-3) * peak).sum().item() < lr.numel()
+    assert float(keeper.hr_max) == pytest.approx(peak, rel=1e-5)
