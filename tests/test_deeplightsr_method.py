@@ -90,7 +90,8 @@ def test_training_batches_intercalibrate_the_lr_sensor_and_prediction_does_not()
     method.network.train()
     method.forward(batch)
     sums = method.network.light.sums.clone()
-    assert sums[0].item() == 2 * 3 * 3
+    # every LR pixel of the batch but the block(s) holding its brightest (saturated) HR pixel
+    assert 2 * 3 * 3 - 3 <= sums[0].item() < 2 * 3 * 3
     method.predict(batch)
     assert torch.equal(method.network.light.sums, sums)
     # the LR of TinyScenes is the exact area average of its HR: the line is the identity
