@@ -89,14 +89,14 @@ def test_training_batches_intercalibrate_the_lr_sensor_and_prediction_does_not()
     batch = _batch(TinyScenes(n=2, lr_size=3))
     method.network.train()
     method.forward(batch)
-    sums = method.network.light.sums.clone()
+    gram = method.network.light.gram.clone()
     # every LR pixel of the batch but the block(s) holding its brightest (saturated) HR pixel
-    assert 2 * 3 * 3 - 3 <= sums[0].item() < 2 * 3 * 3
+    assert 2 * 3 * 3 - 3 <= gram[0, 0].item() < 2 * 3 * 3
     method.predict(batch)
-    assert torch.equal(method.network.light.sums, sums)
-    # the LR of TinyScenes is the exact area average of its HR: the line is the identity
-    a, b = method.network.light.line()
-    assert a == pytest.approx(1.0, abs=0.05) and abs(b) < 0.05
+    assert torch.equal(method.network.light.gram, gram)
+    # the LR of TinyScenes is the exact area average of its HR: the response is the identity
+    x = torch.tensor([0.1, 0.5, 1.5], dtype=torch.float64)
+    assert torch.allclose(method.network.light.response(x), x, atol=0.05)
 
 
 def test_small_budget_size_and_outputs():

@@ -24,25 +24,40 @@ def _batch(a: float, b: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
 
 
 def test_the_intercalibration_is_the_least_squares_line_of_every_pixel_seen() -> None:
-    keeper = LightKeeper(NTL, ratio=8, ridge=0.0)
+    keeper = LightKeeper(NTL, ratio=8, ridge=1e-6)
     for seed in range(3):
         keeper.observe(*_batch(1.3, -0.4, seed))
-    a, b = keeper.line()
-    assert a == pytest.approx(1.3, abs=1e-4) and b == pytest.approx(-0.4, abs=1e-3)
+    x = torch.tensor([1.0, 3.0, 10.0, 40.0], dtype=torch.float64)  # inside the data
+    assert torch.allclose(keeper.response(x), 1.3 * x - 0.4, atol=1e-3)
     # the block holding the brightest pixel seen so far counts as saturated and is left out
-    assert 3 * 3 * 4 * 5 - 3 <= keeper.sums[0].item() < 3 * 3 * 4 * 5
+    assert 3 * 3 * 4 * 5 - 3 <= keeper.gram[0, 0].item() < 3 * 3 * 4 * 5
+
+
+def test_the_response_bends_at_the_knots_where_the_data_does() -> None:
+    """A sensor that sees nothing below 2 nW and is linear above: the fit follows both parts,
+    where one line would over-predict the dim pixels."""
+    g = torch.Generator().manual_seed(5)
+    lr = torch.rand(4, 1, 8, 8, generator=g) * 30
+    block = torch.where(lr < 2.0, torch.zeros_like(lr), 1.2 * (lr - 2.0))
+    hr = F.interpolate(block, scale_factor=8, mode="nearest")
+    keeper = LightKeeper(NTL, ratio=8, ridge=1e-6)
+    keeper.observe(NTL.normalize("lr_ntl", lr), NTL.normalize("hr_ntl", hr))
+    x = torch.tensor([0.3, 1.0, 1.9, 5.0, 20.0, 60.0], dtype=torch.float64)
+    want = torch.where(x < 2.0, torch.zeros_like(x), 1.2 * (x - 2.0))
+    assert torch.allclose(keeper.response(x), want, atol=0.05)
 
 
 def test_before_any_training_pixel_the_calibration_is_the_identity() -> None:
     keeper = LightKeeper(NTL, ratio=8)
-    assert keeper.line() == pytest.approx((1.0, 0.0))
+    x = torch.tensor([0.0, 0.7, 3.0, 50.0], dtype=torch.float64)
+    assert torch.allclose(keeper.response(x), x)
     lr = NTL.normalize("lr_ntl", torch.tensor([[[[0.0, 3.0], [10.0, 40.0]]]]))
     assert torch.allclose(keeper.mass(lr), torch.tensor([[[[0.0, 3.0], [10.0, 40.0]]]]),
                           atol=1e-4)
 
 
 def test_mass_is_never_negative() -> None:
-    keeper = LightKeeper(NTL, ratio=8, ridge=0.0)
+    keeper = LightKeeper(NTL, ratio=8, ridge=1e-6)
     keeper.observe(*_batch(1.0, -5.0))
     lr = NTL.normalize("lr_ntl", torch.full((1, 1, 2, 2), 1.0))
     assert (keeper.mass(lr) == 0).all()
@@ -111,7 +126,7 @@ def test_the_calibration_lives_in_the_state_dict() -> None:
     keeper.observe(*_batch(1.3, -0.4))
     other = LightKeeper(NTL, ratio=8)
     other.load_state_dict(keeper.state_dict())
-    assert other.line() == pytest.approx(keeper.line())
+    assert torch.equal(other.coefficients(), keeper.coefficients())
     assert float(other.hr_max) == float(keeper.hr_max) > 0
 
 
@@ -124,7 +139,8 @@ def _observe_half(rank: int, init: str, out: str) -> None:
         keeper = LightKeeper(NTL, ratio=8)
         keeper.observe(lr[rank::2], hr[rank::2])
         if rank == 0:
-            torch.save({"sums": keeper.sums, "hr_max": keeper.hr_max}, out)
+            torch.save({"gram": keeper.gram, "moment": keeper.moment, "hr_max": keeper.hr_max},
+                       out)
     finally:
         tdist.destroy_process_group()
 
@@ -137,7 +153,8 @@ def test_processes_of_a_distributed_run_share_one_calibration(tmp_path) -> None:
     single = LightKeeper(NTL, ratio=8)
     single.observe(*_batch(1.3, -0.4))
     shared = torch.load(out)
-    assert torch.allclose(shared["sums"], single.sums, rtol=1e-12)
+    assert torch.allclose(shared["gram"], single.gram, rtol=1e-12)
+    assert torch.allclose(shared["moment"], single.moment, rtol=1e-12)
     assert float(shared["hr_max"]) == float(single.hr_max)
 
 
@@ -147,10 +164,10 @@ def test_blocks_holding_a_saturated_pixel_do_not_bend_the_line() -> None:
     lr, hr = _batch(1.3, -0.4)
     radiance = NTL.denormalize("hr_ntl", hr)
     peak = 0.7 * radiance.max().item()
-    keeper = LightKeeper(NTL, ratio=8, ridge=0.0)
+    keeper = LightKeeper(NTL, ratio=8, ridge=1e-6)
     keeper.observe(lr, NTL.normalize("hr_ntl", radiance.clamp(max=peak)))
-    a, b = keeper.line()
-    assert a == pytest.approx(1.3, abs=1e-3) and b == pytest.approx(-0.4, abs=1e-2)
+    x = torch.tensor([2.0, 10.0, 40.0], dtype=torch.float64)
+    assert torch.allclose(keeper.response(x), 1.3 * x - 0.4, atol=1e-2)
     blocks = F.max_pool2d(radiance, 8)
-    assert keeper.sums[0].item() == (blocks < (1 - 1e-3) * peak).sum().item() < lr.numel()
+    assert keeper.gram[0, 0].item() == (blocks < (1 - 1e-3) * peak).sum().item() < lr.numel()
     assert float(keeper.hr_max) == pytest.approx(peak, rel=1e-5)
