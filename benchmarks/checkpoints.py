@@ -111,7 +111,9 @@ def load_checkpoint(path: str | Path, cls: type[Method]) -> tuple[dict[str, torc
                                                                   dict[str, Any]]:
     """Tensors and metadata of a checkpoint saved for method ``cls`` (safetensors only).
 
-    Raises :class:`ConfigError` when it was saved by another method or for other modalities.
+    The metadata's ``hparams`` pass through :meth:`Method.checkpoint_hparams` (checkpoints of
+    earlier versions). Raises :class:`ConfigError` when it was saved by another method or for
+    other modalities.
     """
     from safetensors.torch import load_file
 
@@ -130,6 +132,7 @@ def load_checkpoint(path: str | Path, cls: type[Method]) -> tuple[dict[str, torc
         state = load_file(str(path))
     except Exception as exc:  # safetensors' own error types
         raise ConfigError(f"cannot read checkpoint {str(path)!r}: {exc}") from exc
+    meta["hparams"] = cls.checkpoint_hparams(dict(meta.get("hparams") or {}))
     return state, meta
 
 

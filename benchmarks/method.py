@@ -69,6 +69,16 @@ class Method(abc.ABC):
         return {}
 
     @classmethod
+    def checkpoint_hparams(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        """Hyper-parameters of a checkpoint, completed for one saved by an earlier version.
+
+        A hyper-parameter added later is absent from older checkpoints; a method whose new
+        default differs from what those versions did returns the old value here, so the
+        checkpoint is rebuilt as it was trained (default: unchanged).
+        """
+        return saved
+
+    @classmethod
     def protocol_overrides(cls, budget: str) -> dict[str, Any]:
         """Fields of :class:`TrainProtocol` this method changes for a budget.
 

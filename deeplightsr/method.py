@@ -87,6 +87,12 @@ class DeepLightSR(TorchMethod):
             raise ConfigError(f"unknown budget {budget!r}; expected one of {list(BUDGETS)}")
         return {**copy.deepcopy(BUDGET_HPARAMS[budget]), **copy.deepcopy(cls.ablation)}
 
+    @classmethod
+    def checkpoint_hparams(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoints saved before light keeping existed record no ``keep_light``: they were
+        trained without it, so they are rebuilt without it."""
+        return {"keep_light": False, **saved} if saved and "keep_light" not in saved else saved
+
     def network_config(self) -> DeepLightSRConfig:
         """The architecture these hyper-parameters describe."""
         values = {k: self.hparams[k] for k in _NETWORK_KEYS}

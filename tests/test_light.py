@@ -171,3 +171,33 @@ def test_blocks_holding_a_saturated_pixel_do_not_bend_the_line() -> None:
     blocks = F.max_pool2d(radiance, 8)
     assert keeper.gram[0, 0].item() == (blocks < (1 - 1e-3) * peak).sum().item() < lr.numel()
     assert float(keeper.hr_max) == pytest.approx(peak, rel=1e-5)
+
+
+def test_a_checkpoint_saved_before_light_keeping_loads_without_it(tmp_path) -> None:
+    """A checkpoint whose hyper-parameters predate ``keep_light`` was trained without it; it
+    is rebuilt so, and its weights fit (``bench --checkpoint`` and ``predict`` load it)."""
+    import json
+
+    from benchmarks.checkpoints import (
+        load_checkpoint,
+        restore_weights,
+        save_checkpoint,
+        sidecar_path,
+    )
+    from deeplightsr.method import DeepLightSR
+
+    old = DeepLightSR(keep_light=False)
+    path = save_checkpoint(old, tmp_path / "old.safetensors", store_fingerprint=None)
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    for key in ("keep_light", "light_sigma"):
+        del meta["hparams"][key]
+    side.write_text(json.dumps(meta))
+    state, meta = load_checkpoint(path, DeepLightSR)
+    assert meta["hparams"]["keep_light"] is False
+    method = DeepLightSR(**meta["hparams"])
+    restore_weights(method, state, path)
+    assert method.network.light is None
+    # a checkpoint that records keep_light is left as it is
+    new = save_checkpoint(DeepLightSR(), tmp_path / "new.safetensors", store_fingerprint=None)
+    assert load_checkpoint(new, DeepLightSR)[1]["hparams"]["keep_light"] is True
