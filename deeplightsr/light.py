@@ -2,7 +2,7 @@
 
 The paper's calibration-aware alignment exists to map the LR sensor onto the HR sensor's
 radiometry. Trained end to end with L1 losses in log space, a calibration does not learn that
-map (docs/deeplightsr.md, "Where the regional light goes"): an L1 fit estimates a conditional
+map (docs/deeplightsr.md, "Keeping the light"): an L1 fit estimates a conditional
 *median*, a log-space affine map is a power law in radiance that extrapolates badly, and the
 training clips of a world are mostly dark (demo: mean HR 0.65 nW·cm⁻²·sr⁻¹ on train, 14–30 in
 the held-out regions), so bright scenes are rare in the crops. Regional sums then come out low.

@@ -148,12 +148,11 @@ class DeepLightSRNet(nn.Module):
         self.alignment = (SpatialAlignment(config.main_channels, a1, config.align_hidden,
                                            config.align_groups) if config.align else None)
         self.fusion = AuxToMainFusion(config.main_channels, a1, config.fusion_blocks)
+        ntl = Normalizer(ntl_mean=config.ntl_mean, ntl_std=config.ntl_std)
         self.refinement = AuxiliaryEmbeddedRefinement(
             config.main_channels, config.stage_channels, config.aux_channels[1:],
-            multiscale=config.multiscale, conserve=config.conserve,
-            ntl=Normalizer(ntl_mean=config.ntl_mean, ntl_std=config.ntl_std))
-        self.light = (LightKeeper(Normalizer(ntl_mean=config.ntl_mean, ntl_std=config.ntl_std),
-                                  config.ratio, sigma=config.light_sigma)
+            multiscale=config.multiscale, conserve=config.conserve, ntl=ntl)
+        self.light = (LightKeeper(ntl, config.ratio, sigma=config.light_sigma)
                       if config.keep_light else None)
 
     def _check_shapes(self, lr: torch.Tensor, aux: torch.Tensor) -> None:
