@@ -9,16 +9,22 @@ the held-out regions), so bright scenes are rare in the crops. Regional sums the
 
 :class:`LightKeeper` separates *how much* light an LR pixel carries from *where* it goes:
 
-1. **Intercalibration** (*how much*): the HR light of each LR pixel, ``m = max(f(x), 0)``
-   with ``x`` the LR radiance, is the least-squares fit of the HR block means on the LR
-   radiance — a continuous piecewise-linear response with hinges at :data:`KNOTS`, linear above
-   the last — over every training pixel seen so far whose HR block is not saturated (running
-   sums kept in buffers, like batch normalisation's running statistics; summed over the
-   processes of a distributed run). A least-squares fit estimates a conditional *mean*, so sums
-   over many pixels are unbiased, and a response linear in radiance extrapolates to bright
-   scenes the way a linear sensor does (gain and offset; the demo's LR sensor is
-   ``0.85·s + 0.3``). Saturated blocks would bend it: on the `standard` worlds (7 % of the
-   training blocks saturated) a line over all pixels is ``0.59·x + 7.9``, over unsaturated
+1. **Intercalibration** (*how much*): the HR light of each LR pixel, ``m = max(f(x), 0)``,
+   is the least-squares fit of the HR block means on the LR radiance ``x`` of the pixel and of
+   its ``(2·radius+1)²`` neighbourhood — linear in the neighbours, a continuous piecewise-linear
+   response with hinges at :data:`KNOTS` in the pixel itself, linear above the last — over every
+   training pixel seen so far whose HR block is not saturated (running sums kept in buffers,
+   like batch normalisation's running statistics; summed over the processes of a distributed
+   run). A least-squares fit estimates a conditional *mean*, so sums over many pixels are
+   unbiased, and a response linear in radiance extrapolates to bright scenes the way a linear
+   sensor does (gain and offset; the demo's LR sensor is ``0.85·s + 0.3``). The neighbours undo
+   the LR sensor's spread (point-spread function and halo: a dim pixel next to a bright one
+   carries the bright one's light): a linear filter that deconvolves, with the sensor's gain and
+   offset folded in. Pixel-wise (``radius = 0``), the fit cannot tell a pixel's own light from
+   its neighbours', and a region whose mix of bright and dim pixels differs from training gets
+   a biased total (−8.9 % and −6.0 % in the two dim regions of another demo-preset world,
+   −2.1 % and −1.5 % with ``radius = 2``; docs/deeplightsr.md). Saturated blocks would bend the fit: on the `standard` worlds (7 % of
+   the training blocks saturated) a line over all pixels is ``0.59·x + 7.9``, over unsaturated
    blocks ``1.14·x − 0.03``.
 2. **Light-keeping outputs** (*where*): every LR pixel gives its light ``m`` to the output
    pixels near it in proportion to the network's output ``r`` (radiance) weighted by a Gaussian
@@ -74,9 +80,20 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, kernel.view(1, 1, -1, 1), padding=(radius, 0))
 
 
-def response_features(x: torch.Tensor) -> torch.Tensor:
-    """``[1, x, (x − k)₊ for k in KNOTS]`` of LR radiance ``x`` along a new last axis."""
+def response_features(x: torch.Tensor, radius: int = 0) -> torch.Tensor:
+    """Regressors of the response of LR radiance ``x (B, 1, h, w)``, along a new last axis.
+
+    ``[1, x, (x − k)₊ for k in KNOTS, x at the other pixels of the (2·radius+1)² neighbourhood]``
+    (row-major, edge-replicated at the tile border), shape ``(B, 1, h, w, 5 + (2r+1)² − 1)``.
+    ``radius = 0`` is the pixel-wise hinged response.
+    """
     parts = [torch.ones_like(x), x] + [torch.clamp(x - k, min=0) for k in KNOTS]
+    if radius > 0:
+        size = 2 * radius + 1
+        padded = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+        shifts = [padded[..., dy:dy + x.shape[-2], dx:dx + x.shape[-1]]
+                  for dy in range(size) for dx in range(size)]
+        parts += shifts[:size * size // 2] + shifts[size * size // 2 + 1:]
     return torch.stack(parts, dim=-1)
 
 
@@ -89,17 +106,20 @@ class LightKeeper(nn.Module):
         sigma: width (LR pixels) of the neighbourhood over which outputs keep the light.
         ridge: weight of the prior (the identity ``y = x``) before any training pixel was seen.
         passes: rescalings of the output (each after clipping at the saturation).
+        radius: LR pixels around each pixel whose radiance enters its response (0: the pixel
+            alone).
     """
 
     def __init__(self, normalizer: Normalizer, ratio: int, sigma: float = 1.0,
-                 ridge: float = 1.0, passes: int = 2) -> None:
+                 ridge: float = 1.0, passes: int = 2, radius: int = 0) -> None:
         super().__init__()
         self.ntl = normalizer
         self.ratio = ratio
         self.sigma = float(sigma)
         self.ridge = float(ridge)
         self.passes = int(passes)
-        k = 2 + len(KNOTS)
+        self.radius = int(radius)
+        k = 2 + len(KNOTS) + (2 * self.radius + 1) ** 2 - 1
         # Σ φφᵀ and Σ φ·y over training LR pixels (φ = response_features(LR radiance),
         # y = HR block mean); gram[0, 0] is the number of pixels
         self.register_buffer("gram", torch.zeros(k, k, dtype=torch.float64))
@@ -123,7 +143,7 @@ class LightKeeper(nn.Module):
         peak = torch.maximum(peak, self.hr_max.to(peak.device))
         y = F.avg_pool2d(hr_radiance, self.ratio)
         used = F.max_pool2d(hr_radiance, self.ratio) < (1 - SATURATED) * peak
-        phi = response_features(x[used])
+        phi = response_features(x, self.radius)[used]
         new = torch.cat([(phi.T @ phi).reshape(-1), phi.T @ y[used]])
         if distributed:
             tdist.all_reduce(new, op=tdist.ReduceOp.SUM)
@@ -143,9 +163,13 @@ class LightKeeper(nn.Module):
                                   self.moment + self.ridge * prior)
 
     def response(self, x: torch.Tensor) -> torch.Tensor:
-        """The fitted HR block mean (radiance, not clipped) of LR radiance ``x``."""
+        """The fitted HR block mean (radiance, not clipped) of LR radiance ``x``: ``(B, 1, h, w)``,
+        or any shape for the pixel-wise response (``radius = 0``)."""
+        if self.radius > 0 and x.ndim != 4:
+            raise ValueError(f"a neighbourhood response needs LR radiance (B, 1, h, w); "
+                             f"got shape {tuple(x.shape)}")
         c = self.coefficients().to(x.device)
-        return (response_features(x.double()) @ c).to(x.dtype)
+        return (response_features(x.double(), self.radius) @ c).to(x.dtype)
 
     def mass(self, lr: torch.Tensor) -> torch.Tensor:
         """Calibrated HR light (mean radiance of each LR pixel's block) of normalised ``lr``."""

@@ -30,7 +30,7 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
         "main_channels": 32, "stage_channels": [24, 16, 8], "aux_channels": [16, 16, 8, 8],
         "fusion_blocks": 4, "align": True, "calibrate": True, "align_groups": 1,
         "align_hidden": 16, "multiscale": True, "conserve": False,
-        "keep_light": True, "light_sigma": 1.0,
+        "keep_light": True, "light_sigma": 0.5, "light_radius": 2,
         "alpha": 0.9, "betas": [0.2, 0.3, 0.5], "isp_threshold": 0.0, "isp_temperature": 1.0,
         "pool_space": "radiance", "radiance_weight": 0.5, "radiance_scale": 1.0,
     },
@@ -39,7 +39,7 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
         "main_channels": 64, "stage_channels": [64, 48, 32], "aux_channels": [64, 48, 32, 16],
         "fusion_blocks": 8, "align": True, "calibrate": True, "align_groups": 4,
         "align_hidden": 64, "multiscale": True, "conserve": False,
-        "keep_light": True, "light_sigma": 1.0,
+        "keep_light": True, "light_sigma": 0.5, "light_radius": 2,
         "alpha": 0.9, "betas": [0.2, 0.3, 0.5], "isp_threshold": 0.0, "isp_temperature": 1.0,
         "pool_space": "radiance", "radiance_weight": 0.5, "radiance_scale": 1.0,
     },
@@ -47,7 +47,7 @@ BUDGET_HPARAMS: dict[str, dict[str, Any]] = {
 
 _NETWORK_KEYS = ("main_channels", "stage_channels", "aux_channels", "fusion_blocks", "align",
                  "calibrate", "align_groups", "align_hidden", "multiscale", "conserve",
-                 "keep_light", "light_sigma")
+                 "keep_light", "light_sigma", "light_radius")
 
 
 @register_method("deeplightsr")
@@ -89,9 +89,13 @@ class DeepLightSR(TorchMethod):
 
     @classmethod
     def checkpoint_hparams(cls, saved: dict[str, Any]) -> dict[str, Any]:
-        """Checkpoints saved before light keeping existed record no ``keep_light``: they were
-        trained without it, so they are rebuilt without it."""
-        return {"keep_light": False, **saved} if saved and "keep_light" not in saved else saved
+        """Complete the hyper-parameters of a checkpoint saved by an earlier version: one that
+        records no ``keep_light`` was trained without light keeping, one with no
+        ``light_radius`` with the pixel-wise response (radius 0)."""
+        if not saved:
+            return saved
+        defaults = {"keep_light": False} if "keep_light" not in saved else {"light_radius": 0}
+        return {**defaults, **saved}
 
     def network_config(self) -> DeepLightSRConfig:
         """The architecture these hyper-parameters describe."""

@@ -54,6 +54,8 @@ class DeepLightSRConfig:
         keep_light: intercalibrate the LR sensor onto the HR one (running least squares in
             radiance) and rescale every output to carry that light (:mod:`deeplightsr.light`).
         light_sigma: neighbourhood (LR pixels) over which outputs keep the light.
+        light_radius: LR pixels around each pixel whose radiance enters its calibrated light
+            (0: the pixel alone; :class:`~deeplightsr.light.LightKeeper`).
         ntl_mean, ntl_std: the normalised NTL space (train-split ``log1p`` statistics), needed
             by ``conserve`` to work in radiance.
     """
@@ -71,7 +73,8 @@ class DeepLightSRConfig:
     multiscale: bool = True
     conserve: bool = False
     keep_light: bool = False
-    light_sigma: float = 1.0
+    light_sigma: float = 0.5
+    light_radius: int = 2
     ntl_mean: float = 0.0
     ntl_std: float = 1.0
     stages: int = field(init=False)
@@ -89,6 +92,8 @@ class DeepLightSRConfig:
             raise ConfigError(f"DeepLightSR needs >= 1 auxiliary band, got {self.aux_in_channels}")
         if self.light_sigma < 0:
             raise ConfigError(f"light_sigma must be >= 0 LR pixels, got {self.light_sigma}")
+        if self.light_radius < 0:
+            raise ConfigError(f"light_radius must be >= 0 LR pixels, got {self.light_radius}")
         if self.align and any(c % self.align_groups for c in self.aux_channels):
             raise ConfigError(f"aux_channels {self.aux_channels} must all be divisible by "
                               f"align_groups={self.align_groups}")
@@ -152,7 +157,8 @@ class DeepLightSRNet(nn.Module):
         self.refinement = AuxiliaryEmbeddedRefinement(
             config.main_channels, config.stage_channels, config.aux_channels[1:],
             multiscale=config.multiscale, conserve=config.conserve, ntl=ntl)
-        self.light = (LightKeeper(ntl, config.ratio, sigma=config.light_sigma)
+        self.light = (LightKeeper(ntl, config.ratio, sigma=config.light_sigma,
+                                  radius=config.light_radius)
                       if config.keep_light else None)
 
     def _check_shapes(self, lr: torch.Tensor, aux: torch.Tensor) -> None:

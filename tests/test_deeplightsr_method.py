@@ -95,7 +95,7 @@ def test_training_batches_intercalibrate_the_lr_sensor_and_prediction_does_not()
     method.predict(batch)
     assert torch.equal(method.network.light.gram, gram)
     # the LR of TinyScenes is the exact area average of its HR: the response is the identity
-    x = torch.tensor([0.1, 0.5, 1.5], dtype=torch.float64)
+    x = torch.tensor([0.1, 0.5, 1.5], dtype=torch.float64).view(3, 1, 1, 1).expand(3, 1, 3, 3)
     assert torch.allclose(method.network.light.response(x), x, atol=0.05)
 
 

@@ -146,24 +146,24 @@ def _randomise_zero_layers(net: torch.nn.Module) -> None:
                 param.normal_(0.0, 0.05)
 
 
-@pytest.mark.parametrize("keep_light", [False, True])
-def test_network_is_local_crop_prediction_equals_whole_prediction(keep_light: bool):
+@pytest.mark.parametrize(("keep_light", "radius"), [(False, 2), (True, 0), (True, 2)])
+def test_network_is_local_crop_prediction_equals_whole_prediction(keep_light: bool, radius: int):
     """Translation equivariance with a finite receptive field: predicting a crop gives the same
     values as predicting a larger input, at every pixel farther from the crop's border than the
     receptive field (14 LR px for this config, measured from the input gradient; light keeping
-    adds its Gaussian's 3 LR px). A per-image statistic anywhere in the network (the former
+    adds its Gaussian's 3 LR px and its response's neighbourhood). A per-image statistic anywhere in the network (the former
     global calibration, a global pooling) breaks this."""
     torch.manual_seed(0)
     config = DeepLightSRConfig(main_channels=8, stage_channels=(8, 8, 4),
                                aux_channels=(8, 4, 4, 4), fusion_blocks=1, align_hidden=8,
-                               keep_light=keep_light)
+                               keep_light=keep_light, light_radius=radius)
     net = DeepLightSRNet(config).eval()
     _randomise_zero_layers(net)
     lr, aux = torch.randn(1, 1, 36, 40), torch.randn(1, 8, 288, 320)
     if keep_light:
         net.light.observe(lr, torch.randn(1, 1, 288, 320))
     r0, c0, size = 3, 6, 32  # crop LR [3:35, 6:38]
-    margin = 18 if keep_light else 15
+    margin = (18 + radius) if keep_light else 15
     with torch.no_grad():
         details = net.forward_details(lr, aux)
         crop = net(lr[..., r0:r0 + size, c0:c0 + size],

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from deeplightmd.normalize import Normalizer
-from deeplightsr.light import FLOOR, LightKeeper, gaussian_blur
+from deeplightsr.light import FLOOR, KNOTS, LightKeeper, gaussian_blur, response_features
 
 NTL = Normalizer(ntl_mean=0.2, ntl_std=0.5)
 
@@ -201,3 +201,74 @@ def test_a_checkpoint_saved_before_light_keeping_loads_without_it(tmp_path) -> N
     # a checkpoint that records keep_light is left as it is
     new = save_checkpoint(DeepLightSR(), tmp_path / "new.safetensors", store_fingerprint=None)
     assert load_checkpoint(new, DeepLightSR)[1]["hparams"]["keep_light"] is True
+
+
+def test_a_checkpoint_saved_before_the_neighbourhood_response_loads_pixel_wise(tmp_path) -> None:
+    """A light-keeping checkpoint that records no ``light_radius`` was fitted pixel-wise (its
+    gram is 5×5); it is rebuilt with ``light_radius = 0`` and its calibration is kept."""
+    import json
+
+    from benchmarks.checkpoints import (
+        load_checkpoint,
+        restore_weights,
+        save_checkpoint,
+        sidecar_path,
+    )
+    from deeplightsr.method import DeepLightSR
+
+    old = DeepLightSR(light_radius=0)
+    old.network.light.observe(*_batch(1.3, -0.4))
+    path = save_checkpoint(old, tmp_path / "old.safetensors", store_fingerprint=None)
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    del meta["hparams"]["light_radius"]
+    side.write_text(json.dumps(meta))
+    state, meta = load_checkpoint(path, DeepLightSR)
+    assert meta["hparams"]["light_radius"] == 0 and meta["hparams"]["keep_light"] is True
+    method = DeepLightSR(**meta["hparams"])
+    restore_weights(method, state, path)
+    assert torch.equal(method.network.light.gram, old.network.light.gram)
+    assert DeepLightSR.default_hparams("small")["light_radius"] == 2
+
+
+def test_radius_zero_regressors_are_the_pixel_wise_ones_in_the_same_order() -> None:
+    x = torch.rand(2, 1, 4, 5, dtype=torch.float64) * 20
+    phi = response_features(x, 0)
+    assert phi.shape == (2, 1, 4, 5, 2 + len(KNOTS))
+    assert torch.equal(phi[..., 1], x) and torch.equal(phi[..., 0], torch.ones_like(x))
+    wide = response_features(x, 2)
+    assert wide.shape == (2, 1, 4, 5, 2 + len(KNOTS) + 24)
+    assert torch.equal(wide[..., :2 + len(KNOTS)], phi)
+    # the first neighbour is the pixel two up and two left, edge-replicated at the border
+    assert torch.equal(wide[:, :, 2:, 2:, 2 + len(KNOTS)], x[:, :, :-2, :-2])
+    assert torch.equal(wide[:, :, 0, 0, 2 + len(KNOTS)], x[:, :, 0, 0])
+
+
+def test_the_neighbourhood_response_undoes_the_lr_sensors_spread() -> None:
+    """An LR sensor that spreads each pixel's light over its neighbours (a point-spread
+    function): the pixel-wise fit, a conditional mean of the pixel alone, cannot tell a lit
+    pixel from its lit neighbours and misses the block means; the neighbourhood fit recovers
+    them (RMSE ×7 lower here), and a tile's calibrated light is its true light."""
+    g = torch.Generator().manual_seed(3)
+    blocks = (torch.rand(6, 1, 24, 24, generator=g) < 0.15).double() * 40.0
+    blocks = blocks * torch.rand(6, 1, 24, 24, generator=g, dtype=torch.float64)
+    psf = torch.tensor([[0.05, 0.1, 0.05], [0.1, 0.4, 0.1], [0.05, 0.1, 0.05]],
+                       dtype=torch.float64)
+    lr = 0.85 * F.conv2d(F.pad(blocks, (1, 1, 1, 1), mode="replicate"), psf.view(1, 1, 3, 3))
+    lr = lr + 0.3
+    hr = F.interpolate(blocks, scale_factor=8, mode="nearest")
+    norm = Normalizer(ntl_mean=1.0, ntl_std=1.5)
+    errors = {}
+    for radius in (0, 2):
+        keeper = LightKeeper(norm, ratio=8, ridge=1e-6, radius=radius)
+        keeper.observe(norm.normalize("lr_ntl", lr[:4].float()),
+                       norm.normalize("hr_ntl", hr[:4].float()))
+        mass = keeper.mass(norm.normalize("lr_ntl", lr[4:].float())).double()
+        inner = (slice(None), slice(None), slice(2, -2), slice(2, -2))
+        errors[radius] = float((mass[inner] - blocks[4:][inner]).pow(2).mean().sqrt())
+        if radius:
+            response = keeper.response(lr[4:])
+            assert abs(float(response[inner].sum() / blocks[4:][inner].sum()) - 1) < 0.01
+            # mass = max(response, 0): next to bright pixels the deconvolution dips below 0
+            assert abs(float(mass[inner].sum() / blocks[4:][inner].sum()) - 1) < 0.06
+    assert errors[2] < 0.2 * errors[0]
