@@ -23,9 +23,9 @@ the held-out regions), so bright scenes are rare in the crops. Regional sums the
    offset folded in. Pixel-wise (``radius = 0``), the fit cannot tell a pixel's own light from
    its neighbours', and a region whose mix of bright and dim pixels differs from training gets
    a biased total (−8.9 % and −6.0 % in the two dim regions of another demo-preset world,
-   −2.1 % and −1.5 % with ``radius = 2``; docs/deeplightsr.md). Saturated blocks would bend the fit: on the `standard` worlds (7 % of
-   the training blocks saturated) a line over all pixels is ``0.59·x + 7.9``, over unsaturated
-   blocks ``1.14·x − 0.03``.
+   −2.1 % and −1.5 % with ``radius = 2``; docs/deeplightsr.md). Saturated blocks would bend
+   the fit: on the `standard` worlds (7 % of the training blocks saturated) a line over all
+   pixels is ``0.59·x + 7.9``, over unsaturated blocks ``1.14·x − 0.03``.
 2. **Light-keeping outputs** (*where*): every LR pixel gives its light ``m`` to the output
    pixels near it in proportion to the network's output ``r`` (radiance) weighted by a Gaussian
    ``G`` of ``sigma`` LR pixels: ``kept = (r + ε)·G∗(m / G∗pool(r + ε))`` (``pool`` the mean

@@ -151,8 +151,8 @@ def test_network_is_local_crop_prediction_equals_whole_prediction(keep_light: bo
     """Translation equivariance with a finite receptive field: predicting a crop gives the same
     values as predicting a larger input, at every pixel farther from the crop's border than the
     receptive field (14 LR px for this config, measured from the input gradient; light keeping
-    adds its Gaussian's 3 LR px and its response's neighbourhood). A per-image statistic anywhere in the network (the former
-    global calibration, a global pooling) breaks this."""
+    adds its Gaussian's 3 LR px and its response's neighbourhood). A per-image statistic
+    anywhere in the network (the former global calibration, a global pooling) breaks this."""
     torch.manual_seed(0)
     config = DeepLightSRConfig(main_channels=8, stage_channels=(8, 8, 4),
                                aux_channels=(8, 4, 4, 4), fusion_blocks=1, align_hidden=8,
