@@ -108,6 +108,25 @@ def test_workers_and_repeat_builds_give_the_same_fingerprint(tiny_store, tiny_wo
     assert attrs["build"]["workers"] == 2
 
 
+def test_worker_processes_from_a_forkserver_give_the_same_fingerprint(tiny_store, tiny_world,
+                                                                       tmp_path):
+    """``--scheduler processes``: worker processes forked from a forkserver that imported the
+    builder once (not spawned, which imported it in every worker), same store."""
+    from deeplightmd.builder.parallel import Runner, _default_context
+
+    assert _default_context() == "forkserver"      # POSIX
+    manifest = load_manifest("tiny", world_dir=tiny_world)
+    attrs = build_store(manifest, str(tmp_path / "p2.zarr"), workers=2, scheduler="processes",
+                        progress=False)
+    assert attrs["fingerprint"] == read_store_attrs(tiny_store)["fingerprint"]
+    assert (attrs["build"]["workers"], attrs["build"]["scheduler"]) == (2, "processes")
+    runner = Runner(workers=2, scheduler="processes", progress=False)
+    try:
+        assert runner._process_pool()._mp_context.get_start_method() == "forkserver"
+    finally:
+        runner.close()
+
+
 #: fingerprint of the ``tiny`` preset built from the ``tiny`` world (seed 0)
 TINY_FINGERPRINT = "54e7f3a61bb1c7a00419edf152c5ac81d46fece3a8fd303e9b5acdce68ba85b4"
 

@@ -73,8 +73,10 @@ class Runner:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            context = multiprocessing.get_context(dask.config.get("multiprocessing.context",
-                                                                  "spawn"))
+            name = dask.config.get("multiprocessing.context", None) or _default_context()
+            context = multiprocessing.get_context(name)
+            if name == "forkserver":
+                context.set_forkserver_preload(list(WORKER_PRELOAD))
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         return self._pool
 
@@ -105,6 +107,24 @@ class Runner:
         with _TqdmCallback(desc, self.progress):
             return dask.compute(*delayed, scheduler=self.scheduler, num_workers=self.workers,
                                 **extra)
+
+
+#: modules a forkserver imports once, so that each worker process starts with them loaded
+#: (with ``spawn`` every worker paid ~1.3 CPU-s importing the builder: docs/speed.md)
+WORKER_PRELOAD = ("deeplightmd.builder.pipeline",)
+
+
+def _default_context() -> str:
+    """``forkserver`` where the platform has it (POSIX), else ``spawn``.
+
+    Never plain ``fork``: the parent holds open GDAL datasets and dask's threads, which a forked
+    child would share. The forkserver is a fresh process that imports :data:`WORKER_PRELOAD` and
+    forks the workers from itself. ``dask.config.set({"multiprocessing.context": ...})`` chooses
+    another context.
+    """
+    import multiprocessing
+
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 class _TqdmCallback(Callback):
