@@ -125,8 +125,8 @@ def load_plugins(paths: tuple[str, ...]) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run.")
 @click.option("--seeds", "seed_list", default=None, metavar="S1,S2,...",
               help="Run these seeds one after another and add ONE leaderboard row for them (mean "
-                   "± sd over seeds, hierarchical-bootstrap CI; as `leaderboard merge-seeds`); "
-                   "replaces --seed. --out must then contain {seed}.")
+                   "± sd over seeds, bootstrap CI over seeds and clips; as `leaderboard "
+                   "merge-seeds`); replaces --seed. --out must then contain {seed}.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Results JSON [default: results/<method>_<budget>_seed<seed>.json].")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,

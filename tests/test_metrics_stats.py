@@ -154,3 +154,54 @@ def test_identical_paired_values_are_indistinguishable_exactly():
 
     assert paired_wilcoxon([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], alpha=0.01) == \
         WilcoxonResult(0.0, 1.0, 3, 0.0, "none", 0.01)
+
+
+def _crossed_by_hand(table, n_resamples, seed, confidence):
+    """The documented resampling: draw the seeds, then ONE set of clips for all drawn seeds."""
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_resamples):
+        rows = rng.integers(0, table.shape[0], table.shape[0])
+        cols = rng.integers(0, table.shape[1], table.shape[1])
+        means = []
+        for r in rows:
+            drawn = table[r, cols]
+            drawn = drawn[np.isfinite(drawn)]
+            if drawn.size:
+                means.append(drawn.mean())
+        stats.append(np.mean(means))
+    tail = (1 - confidence) / 2
+    return tuple(np.quantile(stats, [tail, 1 - tail]))
+
+
+def test_crossed_bootstrap_by_hand_and_golden():
+    """Seeds × the same clips: one shared draw of clips per resample; mean of the seed means;
+    non-finite values left out (golden values pin the RNG use)."""
+    from benchmarks.metrics.stats import MeanCI, crossed_bootstrap_ci
+
+    table = np.array([[1.0, 2.0, 4.0, 8.0], [3.0, 5.0, np.nan, 6.0], [2.0, 0.5, 2.5, 7.0]])
+    ci = crossed_bootstrap_ci(table, n_resamples=400, seed=7)
+    assert ci.mean == pytest.approx((15 / 4 + 14 / 3 + 12 / 4) / 3)
+    assert (ci.n, ci.confidence) == (11, 0.95)
+    assert (ci.ci_low, ci.ci_high) == pytest.approx(_crossed_by_hand(table, 400, 7, 0.95),
+                                                    abs=1e-12)
+    assert ci == MeanCI(3.805555555555556, 1.4572916666666669, 6.25, 11, 0.95)
+    with pytest.raises(MetricInputError, match=r"^crossed bootstrap needs a non-empty seeds"):
+        crossed_bootstrap_ci([1.0, 2.0])
+    with pytest.raises(MetricInputError, match=r"^a seed has no finite value to aggregate$"):
+        crossed_bootstrap_ci([[1.0, 2.0], [np.nan, np.inf]])
+
+
+def test_identical_seeds_are_not_more_clips():
+    """Three identical seeds carry the information of one: the crossed interval is the clip
+    bootstrap's, while drawing each seed's clips on its own narrows it by about √3."""
+    from benchmarks.metrics.stats import crossed_bootstrap_ci, hierarchical_bootstrap_ci
+
+    clips = np.random.default_rng(1).normal(44.0, 7.0, 15)
+    one = bootstrap_ci(clips)
+    crossed = crossed_bootstrap_ci(np.stack([clips] * 3))
+    nested = hierarchical_bootstrap_ci([clips] * 3)
+    width = one.ci_high - one.ci_low
+    assert crossed.mean == pytest.approx(one.mean)
+    assert (crossed.ci_high - crossed.ci_low) == pytest.approx(width, rel=0.1)
+    assert (nested.ci_high - nested.ci_low) == pytest.approx(width / np.sqrt(3), rel=0.15)

@@ -61,6 +61,29 @@ def test_merged_row_keeps_each_seed_and_summarises_over_seeds():
     assert merge_seed_results(docs[:2])["run_id"] != row["run_id"]
 
 
+def test_merged_ci_draws_the_shared_clips_once_for_all_seeds():
+    """Seeds scored on the same clips: the interval is the crossed bootstrap's (seeds and one
+    shared draw of clips), so three identical seeds are as uncertain as one."""
+    from benchmarks.metrics.stats import crossed_bootstrap_ci
+
+    docs = _docs()
+    est = merge_seed_results(docs)["metrics"]["psnr"]
+    ci = crossed_bootstrap_ci(np.array(list(PSNR.values())), seed=0)
+    assert (est["mean"], est["ci_low"], est["ci_high"]) == pytest.approx(
+        (ci.mean, ci.ci_low, ci.ci_high))
+    clips = [30.0, 41.0, 25.0, 36.5, 44.0, 28.0]
+    same = [make_results("edsr", clips, seed=s) for s in range(3)]
+    merged = merge_seed_results(same)["metrics"]["psnr"]
+    single = same[0]["metrics"]["local"]["psnr"]
+    width = single["ci_high"] - single["ci_low"]
+    assert merged["ci_high"] - merged["ci_low"] == pytest.approx(width, rel=0.15)
+    # other clips per seed (not one store): each seed's clips are drawn on their own
+    shifted = [make_results("edsr", clips, seed=0), make_results("edsr", clips, seed=1)]
+    shifted[1]["per_clip"]["clip_id"] = [c + 100 for c in shifted[1]["per_clip"]["clip_id"]]
+    nested = merge_seed_results(shifted)["metrics"]["psnr"]
+    assert nested["ci_high"] - nested["ci_low"] < 0.9 * width
+
+
 @pytest.mark.parametrize(("docs", "message"), [
     (lambda d: d[:1], "at least 2 seeds"),
     (lambda d: [d[0], make_results("edsr", [1.0, 2.0], seed=0)], "distinct seeds"),

@@ -184,8 +184,9 @@ def render(obj: dict, out_dir: str, metric: str, x_axis: str) -> None:
 def merge_seeds(obj: dict, results: tuple[str, ...], row_out: str | None) -> None:
     """Merge the results JSONs of several seeds of one run into one leaderboard row.
 
-    The row keeps each seed's run, shows the mean and sd over seeds and a CI from a hierarchical
-    bootstrap (seeds, then clips); the per-seed rows of these runs leave the board.
+    The row keeps each seed's run, shows the mean and sd over seeds and a CI from a bootstrap
+    over seeds and clips (one shared draw of clips when the seeds share their clips); the
+    per-seed rows of these runs leave the board.
     """
     row = merge_seed_results([read_results(path) for path in results])
     if row_out is not None:

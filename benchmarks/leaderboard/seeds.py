@@ -4,8 +4,10 @@ The results of one method on one store fingerprint, trained on the same store wi
 budget and steps but different seeds, become one row: ``protocol.seeds`` lists the seeds
 (``protocol.seed`` is null), ``seed_runs`` keeps each seed's run id, date, commit and metric
 means, and every local metric's estimate is the mean over seeds of the per-seed means with
-``sd`` (over seeds, ddof 1) and a 95 % CI from a hierarchical bootstrap (resample seeds, then the
-clips of each drawn seed: :func:`~benchmarks.metrics.stats.hierarchical_bootstrap_ci`). Regional
+``sd`` (over seeds, ddof 1) and a 95 % CI from a bootstrap over seeds and clips: seeds scored on
+the same clips (one store) resample the seeds and one shared set of clips
+(:func:`~benchmarks.metrics.stats.crossed_bootstrap_ci`); otherwise the clips of each drawn seed
+are resampled on their own (:func:`~benchmarks.metrics.stats.hierarchical_bootstrap_ci`). Regional
 values are means over seeds; ``clips`` holds each clip's mean over seeds (for significance
 tiers). The row's ``run_id`` is derived from the seeds' run ids, so merging the same files again
 is idempotent; the per-seed rows with those run ids are removed from the board when the merged
@@ -31,7 +33,7 @@ from benchmarks.leaderboard.board import (
     training_fingerprint,
     validate_row,
 )
-from benchmarks.metrics.stats import hierarchical_bootstrap_ci
+from benchmarks.metrics.stats import crossed_bootstrap_ci, hierarchical_bootstrap_ci
 from benchmarks.results import finite_or_none
 from deeplightmd.errors import ConfigError
 
@@ -64,13 +66,25 @@ def _clip_values(doc: Mapping[str, Any], metric: str) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in doc["per_clip"][metric]], dtype=float)
 
 
+def _same_clips(docs: Sequence[Mapping[str, Any]]) -> bool:
+    ids = [d["per_clip"].get("clip_id") for d in docs]
+    return ids[0] is not None and all(i == ids[0] for i in ids)
+
+
 def _estimate(docs: Sequence[Mapping[str, Any]], metric: str, seed: int) -> dict[str, Any]:
-    """Mean over seeds, sd over seeds and the hierarchical-bootstrap CI of a local metric."""
+    """Mean over seeds, sd over seeds and the bootstrap CI of a local metric.
+
+    Seeds scored on the same clips (the case of one store fingerprint) get the crossed bootstrap
+    (seeds and one shared draw of clips); otherwise each seed's clips are drawn on their own.
+    """
     groups = [_clip_values(d, metric) for d in docs if metric in d["per_clip"]]
     groups = [g for g in groups if np.isfinite(g).any()]
     if len(groups) < len(docs):
         return {"mean": None, "ci_low": None, "ci_high": None, "n": 0, "sd": None}
-    ci = hierarchical_bootstrap_ci(groups, seed=seed)
+    if _same_clips(docs):
+        ci = crossed_bootstrap_ci(np.stack(groups), seed=seed)
+    else:
+        ci = hierarchical_bootstrap_ci(groups, seed=seed)
     means = [float(np.nanmean(g)) for g in groups]
     return {"mean": finite_or_none(ci.mean), "ci_low": finite_or_none(ci.ci_low),
             "ci_high": finite_or_none(ci.ci_high), "n": ci.n,

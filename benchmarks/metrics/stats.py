@@ -113,6 +113,52 @@ def hierarchical_bootstrap_ci(groups: Sequence[Sequence[float] | np.ndarray],
                   int(sum(a.size for a in arrays)), confidence)
 
 
+def crossed_bootstrap_ci(values: Sequence[Sequence[float]] | np.ndarray,
+                         confidence: float = 0.95, n_resamples: int = 2000,
+                         seed: int = 0) -> MeanCI:
+    """Mean over seeds of the seed means of a seeds × clips table, with a two-way bootstrap CI.
+
+    Every row holds one seed's per-clip values **on the same clips** (a crossed design: each
+    column is one test clip). Each resample draws the seeds with replacement and *one* set of
+    clips with replacement, shared by the drawn seeds, and averages the drawn seeds' means over
+    the drawn clips. Sharing the clips is what makes it right for a crossed design: drawing each
+    seed's clips independently (:func:`hierarchical_bootstrap_ci`, for groups of different
+    values) would treat the same clips as new samples for every seed and shrink the clip part of
+    the interval by up to √(seeds) — three identical seeds would look like three times the clips.
+    Non-finite values are left out (of the means and of ``n``); a drawn seed with no finite value
+    among the drawn clips does not count in that resample.
+
+    Raises:
+        MetricInputError: not a 2-D table, no seed, or a seed without a finite value.
+    """
+    if not 0 < confidence < 1:
+        raise MetricInputError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise MetricInputError(f"n_resamples must be >= 1, got {n_resamples}")
+    table = np.asarray(values, dtype=np.float64)
+    if table.ndim != 2 or table.shape[0] == 0 or table.shape[1] == 0:
+        raise MetricInputError(f"crossed bootstrap needs a non-empty seeds × clips table, got "
+                               f"shape {table.shape}")
+    finite = np.isfinite(table)
+    if not finite.any(axis=1).all():
+        raise MetricInputError("a seed has no finite value to aggregate")
+    zeroed = np.where(finite, table, 0.0)
+    mean = float(np.mean(zeroed.sum(axis=1) / finite.sum(axis=1)))
+    n_seeds, n_clips = table.shape
+    rng = np.random.default_rng(seed)
+    stats_ = np.empty(n_resamples)
+    for b in range(n_resamples):
+        rows = rng.integers(0, n_seeds, n_seeds)
+        cols = rng.integers(0, n_clips, n_clips)
+        counts = finite[np.ix_(rows, cols)].sum(axis=1)
+        sums = zeroed[np.ix_(rows, cols)].sum(axis=1)
+        kept = counts > 0
+        stats_[b] = np.mean(sums[kept] / counts[kept]) if kept.any() else np.nan
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.nanquantile(stats_, [tail, 1.0 - tail])
+    return MeanCI(mean, float(low), float(high), int(finite.sum()), confidence)
+
+
 def holm_adjust(p_values: Sequence[float]) -> list[float]:
     """Holm–Bonferroni adjusted p-values (same order as given): the i-th smallest of m p-values
     is multiplied by ``m − i`` (i from 0), made non-decreasing in that order and capped at 1.
