@@ -35,6 +35,13 @@ def _finite_1d(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     return v
 
 
+def _check_resampling(confidence: float, n_resamples: int) -> None:
+    if not 0 < confidence < 1:
+        raise MetricInputError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise MetricInputError(f"n_resamples must be >= 1, got {n_resamples}")
+
+
 def bootstrap_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95,
                  n_resamples: int = 2000, seed: int = 0) -> MeanCI:
     """Mean ± percentile-bootstrap CI over the finite values (NaN/inf are left out).
@@ -44,10 +51,7 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95,
     resampled means, so the same values and seed always give the same interval. One value gives a
     zero-width interval.
     """
-    if not 0 < confidence < 1:
-        raise MetricInputError(f"confidence must be in (0, 1), got {confidence}")
-    if n_resamples < 1:
-        raise MetricInputError(f"n_resamples must be >= 1, got {n_resamples}")
+    _check_resampling(confidence, n_resamples)
     v = _finite_1d(values, "values")
     mean = float(v.mean())
     if v.size == 1:
@@ -131,10 +135,7 @@ def crossed_bootstrap_ci(values: Sequence[Sequence[float]] | np.ndarray,
     Raises:
         MetricInputError: not a 2-D table, no seed, or a seed without a finite value.
     """
-    if not 0 < confidence < 1:
-        raise MetricInputError(f"confidence must be in (0, 1), got {confidence}")
-    if n_resamples < 1:
-        raise MetricInputError(f"n_resamples must be >= 1, got {n_resamples}")
+    _check_resampling(confidence, n_resamples)
     table = np.asarray(values, dtype=np.float64)
     if table.ndim != 2 or table.shape[0] == 0 or table.shape[1] == 0:
         raise MetricInputError(f"crossed bootstrap needs a non-empty seeds × clips table, got "
